@@ -1,0 +1,52 @@
+//! Input checks every store makes before it changes anything.
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::format::event_codec;
+use crate::time;
+
+/// The default `max_event_size`: 16 MiB of encoded event.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// An empty session id is an error, in writes and reads alike.
+pub fn validate_session_id(session_id: &str) -> Result<()> {
+    if session_id.is_empty() {
+        return Err(Error::invalid("session_id must not be empty"));
+    }
+    Ok(())
+}
+
+/// Checks one event: non-empty ids, a storable timestamp, an encoded size
+/// within `max_size`. Returns the encoded size.
+pub fn validate_event(event: &Event, max_size: usize) -> Result<usize> {
+    validate_session_id(&event.session_id)
+        .map_err(|_| Error::invalid(format!("event {:?} has an empty session_id", event.id)))?;
+    if event.id.is_empty() {
+        return Err(Error::invalid(format!(
+            "an event of session {:?} has an empty id",
+            event.session_id
+        )));
+    }
+    if time::to_unix_nanos(event.timestamp).is_none() {
+        return Err(Error::InvalidTimestamp {
+            id: event.id.clone(),
+        });
+    }
+    let size = event_codec::encoded_len(event);
+    if size > max_size {
+        return Err(Error::EventTooLarge {
+            id: event.id.clone(),
+            size,
+            limit: max_size,
+        });
+    }
+    Ok(size)
+}
+
+/// Checks a whole batch before any of it is stored; one bad event rejects it all.
+pub fn validate_batch(events: &[Event], max_size: usize) -> Result<()> {
+    for event in events {
+        validate_event(event, max_size)?;
+    }
+    Ok(())
+}
