@@ -7,7 +7,7 @@
 //! ([`EventQuery`]), waited on (long-poll) and followed live by subscribers.
 //!
 //! The layers, bottom up:
-//! - [`format`]: the on-disk encoding (specified in `format/README.md`);
+//! - [`format`](mod@format): the on-disk encoding (specified in `format/README.md`);
 //! - [`store`]: the [`SessionStore`] contract and what every store shares;
 //! - [`MemoryStore`]: the in-memory reference store;
 //! - the runtime on top: streams, subscriptions and the `SessionServer`.
@@ -45,3 +45,8 @@ pub use store::SessionStore;
 pub mod timestamp {
     pub use crate::time::{format_rfc3339, from_unix_nanos, parse_rfc3339, to_unix_nanos};
 }
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -103,22 +103,9 @@ impl EventQuery {
 
     /// Whether `event` passes the non-sequence filters (`run_id`, `event_type`, `since`).
     pub fn matches_fields(&self, event: &Event) -> bool {
-        if let Some(t) = self.event_type {
-            if event.event_type != t {
-                return false;
-            }
-        }
-        if let Some(run) = &self.run_id {
-            if event.run_id.as_deref() != Some(run.as_str()) {
-                return false;
-            }
-        }
-        if let Some(since) = self.since {
-            if event.timestamp <= since {
-                return false;
-            }
-        }
-        true
+        self.event_type.is_none_or(|t| event.event_type == t)
+            && self.run_id.as_deref().is_none_or(|r| event.run_id.as_deref() == Some(r))
+            && self.since.is_none_or(|since| event.timestamp > since)
     }
 
     /// The wait to use for long-poll: `None` for no wait (`None` or zero).

@@ -1,6 +1,6 @@
 //! Per-session wake-ups for long-poll waiters and subscription watchers.
 //!
-//! Each session that somebody waits on or watches has one [`Signal`]: the
+//! Each session that somebody waits on or watches has one `Signal`: the
 //! latest sequence published for it, a condvar for long-poll waiters and a
 //! list of watcher channels. A store calls [`SessionNotifier::publish`] once an
 //! append is visible (for a durable store: durable), so an append wakes only
@@ -28,7 +28,7 @@ struct Signal {
     watchers: Mutex<Vec<(u64, Sender<()>)>>,
 }
 
-/// The registry of [`Signal`]s of the sessions somebody waits on or watches.
+/// The registry of `Signal`s of the sessions somebody waits on or watches.
 #[derive(Default)]
 pub struct SessionNotifier {
     signals: Mutex<HashMap<String, Arc<Signal>>>,
