@@ -30,6 +30,7 @@ mod time;
 
 pub mod format;
 pub mod store;
+pub mod runtime;
 mod memory;
 
 #[cfg(feature = "conformance")]
@@ -40,6 +41,10 @@ pub use event::{Event, EventType};
 pub use memory::MemoryStore;
 pub use query::EventQuery;
 pub use store::SessionStore;
+pub use runtime::{
+    EventStream, SessionEvent, SessionServer, StreamOptions, SubscribeOptions, Subscription,
+    stream_session_events, subscribe,
+};
 
 /// Timestamp conversions used by the stores and tools (RFC 3339, Unix nanoseconds).
 pub mod timestamp {
