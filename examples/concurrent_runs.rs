@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sessionlog::runtime::{AdapterEvent, EventEmitter, ProviderAdapter, RunContext, ServerOptions};
-use sessionlog::{Error, EventType, MemoryStore, Result, SessionServer, SessionStore, SubscribeOptions};
+use sessionlog::{
+    Error, EventType, MemoryStore, Result, SessionServer, SessionStore, SubscribeOptions,
+};
 
 /// A provider that answers each prompt by streaming it back, one word at a time.
 struct MockProvider;
@@ -23,7 +25,11 @@ impl ProviderAdapter for MockProvider {
     }
 
     fn execute(&self, run: &RunContext, events: &dyn EventEmitter) -> Result<Map<String, Value>> {
-        let prompt = run.input.get("prompt").and_then(Value::as_str).unwrap_or_default();
+        let prompt = run
+            .input
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         for word in prompt.split_whitespace() {
             if run.cancel.is_cancelled() {
                 return Err(Error::Cancelled(run.run_id.clone()));
@@ -44,7 +50,10 @@ impl ProviderAdapter for MockProvider {
 
 fn main() -> Result<()> {
     let store = Arc::new(MemoryStore::new());
-    let opts = ServerOptions { max_concurrent_runs: 3, ..ServerOptions::default() };
+    let opts = ServerOptions {
+        max_concurrent_runs: 3,
+        ..ServerOptions::default()
+    };
     let server = SessionServer::start(store.clone(), Arc::new(MockProvider), "demo", opts)?;
     let subscription = server.subscribe(SubscribeOptions::default())?;
 
@@ -62,7 +71,10 @@ fn main() -> Result<()> {
         runs.push(run_id);
     }
     let status = server.status();
-    println!("in flight: {:?}, queued: {:?}\n", status.in_flight, status.queued);
+    println!(
+        "in flight: {:?}, queued: {:?}\n",
+        status.in_flight, status.queued
+    );
 
     // Print events as they arrive until the runs are done and everything is shown.
     let total = runs.len();

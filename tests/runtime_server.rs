@@ -13,8 +13,17 @@ use runtime_support::*;
 use sessionlog::runtime::{CancelKind, RunOutcome, RuntimeEvent, ServerOptions, TelemetrySink};
 use sessionlog::{Error, EventQuery, EventType, SessionServer, SessionStore, SubscribeOptions};
 
-fn server(store: &Arc<dyn SessionStore>, adapter: &Arc<GateAdapter>, slots: usize, queue: usize) -> SessionServer {
-    let opts = ServerOptions { max_concurrent_runs: slots, max_queued_runs: queue, ..ServerOptions::default() };
+fn server(
+    store: &Arc<dyn SessionStore>,
+    adapter: &Arc<GateAdapter>,
+    slots: usize,
+    queue: usize,
+) -> SessionServer {
+    let opts = ServerOptions {
+        max_concurrent_runs: slots,
+        max_queued_runs: queue,
+        ..ServerOptions::default()
+    };
     SessionServer::start(store.clone(), adapter.clone(), "s", opts).expect("server starts")
 }
 
@@ -29,7 +38,11 @@ pub fn fifo_with_one_slot(store: Arc<dyn SessionStore>) {
     for (i, run) in runs.iter().enumerate() {
         assert!(gate.wait_started(run));
         std::thread::sleep(SHORT);
-        assert_eq!(gate.started().len(), i + 1, "the next run waits for the slot");
+        assert_eq!(
+            gate.started().len(),
+            i + 1,
+            "the next run waits for the slot"
+        );
         gate.release(run, Action::Complete);
         assert_eq!(srv.await_run(run, LONG).unwrap().output["done"], true);
     }
@@ -48,7 +61,10 @@ pub fn two_slots_three_runs(store: Arc<dyn SessionStore>) {
     std::thread::sleep(SHORT);
     assert!(!gate.has_started(&runs[2]), "the third waits for a slot");
     gate.release(&runs[1], Action::Complete);
-    assert!(gate.wait_started(&runs[2]), "the third starts when one ends");
+    assert!(
+        gate.wait_started(&runs[2]),
+        "the third starts when one ends"
+    );
     gate.release(&runs[0], Action::Complete);
     gate.release(&runs[2], Action::Complete);
     for run in &runs {
@@ -65,7 +81,11 @@ pub fn never_more_than_slots(store: Arc<dyn SessionStore>) {
     let submitters: Vec<_> = (0..3)
         .map(|t| {
             let srv = srv.clone();
-            std::thread::spawn(move || (0..8).map(|i| srv.submit_run(input(t * 8 + i)).unwrap()).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..8)
+                    .map(|i| srv.submit_run(input(t * 8 + i)).unwrap())
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let mut runs = Vec::new();
@@ -77,13 +97,21 @@ pub fn never_more_than_slots(store: Arc<dyn SessionStore>) {
         std::thread::sleep(Duration::from_millis(1));
     }
     srv.drain(LONG).unwrap();
-    assert!(gate.max_running() <= 3, "max running {}", gate.max_running());
+    assert!(
+        gate.max_running() <= 3,
+        "max running {}",
+        gate.max_running()
+    );
     for run in &runs {
         srv.await_run(run, LONG).unwrap();
         let kinds = types(&run_events(&*store, "s", run));
         assert_eq!(kinds.first(), Some(&EventType::RunStarted));
         assert_eq!(kinds.last(), Some(&EventType::RunCompleted));
-        assert_eq!(kinds.len(), 6, "run_started, message_sent, 3 adapter events, run_completed");
+        assert_eq!(
+            kinds.len(),
+            6,
+            "run_started, message_sent, 3 adapter events, run_completed"
+        );
     }
     let all = store.get_events("s", &EventQuery::new()).unwrap();
     assert_eq!(seqs(&all), (1..=all.len() as u64).collect::<Vec<_>>());
@@ -91,20 +119,29 @@ pub fn never_more_than_slots(store: Arc<dyn SessionStore>) {
 
 pub fn queue_bound_and_slot_validation(store: Arc<dyn SessionStore>) {
     let gate = GateAdapter::new();
-    let zero = ServerOptions { max_concurrent_runs: 0, ..ServerOptions::default() };
+    let zero = ServerOptions {
+        max_concurrent_runs: 0,
+        ..ServerOptions::default()
+    };
     let err = SessionServer::start(store.clone(), gate.clone(), "s", zero).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("max_concurrent_runs"));
+    assert!(
+        matches!(err, Error::InvalidArgument(_)) && err.to_string().contains("max_concurrent_runs")
+    );
     let srv = server(&store, &gate, 1, 1);
     let a = srv.submit_run(input(0)).unwrap();
     let b = srv.submit_run(input(1)).unwrap();
     let err = srv.submit_run(input(2)).unwrap_err();
     assert!(matches!(err, Error::QueueFull(_)), "{err}");
     assert!(err.to_string().contains("1 of 1 slots busy"), "{err}");
-    assert!(srv.submit_run_with_id(a.clone(), input(3)).is_err(), "duplicate run id");
+    assert!(
+        srv.submit_run_with_id(a.clone(), input(3)).is_err(),
+        "duplicate run id"
+    );
     assert!(gate.wait_started(&a));
     gate.release(&a, Action::Complete);
     assert!(gate.wait_started(&b));
-    srv.submit_run(input(4)).expect("a queue place is free again");
+    srv.submit_run(input(4))
+        .expect("a queue place is free again");
     gate.release(&b, Action::Complete);
 }
 
@@ -119,11 +156,17 @@ pub fn cancel_queued_run(store: Arc<dyn SessionStore>) {
         let waiter = scope.spawn(|| srv.await_run(&b, LONG));
         std::thread::sleep(SHORT);
         srv.cancel_run(&b).unwrap();
-        assert!(matches!(waiter.join().unwrap(), Err(Error::Cancelled(_))), "the waiter is told");
+        assert!(
+            matches!(waiter.join().unwrap(), Err(Error::Cancelled(_))),
+            "the waiter is told"
+        );
     });
     assert!(matches!(srv.await_run(&b, LONG), Err(Error::Cancelled(_))));
     assert_eq!(srv.status().queued, std::slice::from_ref(&c));
-    assert_eq!(types(&run_events(&*store, "s", &b)), [EventType::RunCancelled]);
+    assert_eq!(
+        types(&run_events(&*store, "s", &b)),
+        [EventType::RunCancelled]
+    );
     gate.release(&a, Action::Complete);
     assert!(gate.wait_started(&c));
     gate.release(&c, Action::Complete);
@@ -140,8 +183,14 @@ pub fn cancel_in_flight_run(store: Arc<dyn SessionStore>) {
     assert!(gate.wait_started(&a));
     srv.cancel_run(&a).unwrap();
     assert!(matches!(srv.await_run(&a, LONG), Err(Error::Cancelled(_))));
-    assert!(gate.wait_started(&b), "the slot is freed when the cancelled run ends");
-    assert_eq!(types(&run_events(&*store, "s", &a)).last(), Some(&EventType::RunCancelled));
+    assert!(
+        gate.wait_started(&b),
+        "the slot is freed when the cancelled run ends"
+    );
+    assert_eq!(
+        types(&run_events(&*store, "s", &a)).last(),
+        Some(&EventType::RunCancelled)
+    );
     gate.release(&b, Action::Complete);
     srv.await_run(&b, LONG).unwrap();
 }
@@ -153,12 +202,21 @@ pub fn errors_and_panics_release_slots(store: Arc<dyn SessionStore>) {
     assert!(gate.wait_started(&runs[0]));
     gate.release(&runs[0], Action::Fail("provider said no".into()));
     let err = srv.await_run(&runs[0], LONG).unwrap_err();
-    assert!(matches!(&err, Error::Adapter(m) if m.contains("provider said no")), "{err}");
+    assert!(
+        matches!(&err, Error::Adapter(m) if m.contains("provider said no")),
+        "{err}"
+    );
     assert!(gate.wait_started(&runs[1]));
     gate.release(&runs[1], Action::Panic("adapter bug".into()));
     let err = srv.await_run(&runs[1], LONG).unwrap_err();
-    assert!(matches!(&err, Error::Adapter(m) if m.contains("panicked") && m.contains("adapter bug")), "{err}");
-    assert!(gate.wait_started(&runs[2]), "the next run starts after a panic");
+    assert!(
+        matches!(&err, Error::Adapter(m) if m.contains("panicked") && m.contains("adapter bug")),
+        "{err}"
+    );
+    assert!(
+        gate.wait_started(&runs[2]),
+        "the next run starts after a panic"
+    );
     gate.release(&runs[2], Action::Complete);
     srv.await_run(&runs[2], LONG).unwrap();
     for run in &runs[..2] {
@@ -168,7 +226,10 @@ pub fn errors_and_panics_release_slots(store: Arc<dyn SessionStore>) {
         assert!(failed.data["error"].as_str().unwrap().contains("adapter"));
     }
     // A second waiter gets the same error.
-    assert!(matches!(srv.await_run(&runs[0], LONG), Err(Error::Adapter(_))));
+    assert!(matches!(
+        srv.await_run(&runs[0], LONG),
+        Err(Error::Adapter(_))
+    ));
 }
 
 pub fn drain_and_timeouts(store: Arc<dyn SessionStore>) {
@@ -178,9 +239,15 @@ pub fn drain_and_timeouts(store: Arc<dyn SessionStore>) {
     let a = srv.submit_run(input(0)).unwrap();
     let b = srv.submit_run(input(1)).unwrap();
     let err = srv.drain(SHORT).unwrap_err();
-    assert!(matches!(&err, Error::Timeout(m) if m.contains("1 runs in flight, 1 queued")), "{err}");
+    assert!(
+        matches!(&err, Error::Timeout(m) if m.contains("1 runs in flight, 1 queued")),
+        "{err}"
+    );
     assert!(matches!(srv.await_run(&a, SHORT), Err(Error::Timeout(_))));
-    assert!(matches!(srv.await_run("run_nope", SHORT), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        srv.await_run("run_nope", SHORT),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(gate.wait_started(&a));
     gate.release(&a, Action::Complete);
     assert!(gate.wait_started(&b));
@@ -195,14 +262,22 @@ pub fn new_and_existing_sessions(store: Arc<dyn SessionStore>) {
     let gate = GateAdapter::auto(Duration::ZERO, 1);
     let srv = server(&store, &gate, 1, 10);
     let first = store.get_events("s", &EventQuery::new()).unwrap();
-    assert_eq!(types(&first), [EventType::SessionCreated, EventType::SessionStarted]);
+    assert_eq!(
+        types(&first),
+        [EventType::SessionCreated, EventType::SessionStarted]
+    );
     assert_eq!(first[0].metadata["provider"], "gate");
     srv.execute_run(input(0), LONG).unwrap();
     drop(srv);
     let srv = server(&store, &gate, 1, 10);
     let result = srv.execute_run(input(1), LONG).unwrap();
     let all = store.get_events("s", &EventQuery::new()).unwrap();
-    assert_eq!(all.iter().filter(|e| e.event_type == EventType::SessionCreated).count(), 1);
+    assert_eq!(
+        all.iter()
+            .filter(|e| e.event_type == EventType::SessionCreated)
+            .count(),
+        1
+    );
     assert_eq!(types(&run_events(&*store, "s", &result.run_id)).len(), 4);
 }
 
@@ -214,16 +289,30 @@ pub fn subscribers_see_interleaved_runs(store: Arc<dyn SessionStore>) {
     let all = srv.subscribe(SubscribeOptions::default()).unwrap();
     assert_eq!(srv.status().subscribers, 1);
     let runs: Vec<String> = (0..3).map(|i| srv.submit_run(input(i)).unwrap()).collect();
-    let only_b = srv.subscribe(SubscribeOptions { run_id: Some(runs[1].clone()), ..Default::default() }).unwrap();
+    let only_b = srv
+        .subscribe(SubscribeOptions {
+            run_id: Some(runs[1].clone()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(srv.status().subscribers, 2);
     srv.drain(LONG).unwrap();
     // 2 session events + 3 runs of (started, message_sent, 5 adapter events, completed).
-    let got: Vec<_> = (0..26).map(|_| all.recv_timeout(LONG).expect("event").event).collect();
+    let got: Vec<_> = (0..26)
+        .map(|_| all.recv_timeout(LONG).expect("event").event)
+        .collect();
     assert_eq!(seqs(&got), (1..=26).collect::<Vec<_>>());
     for run in &runs {
-        assert_eq!(got.iter().filter(|e| e.run_id.as_ref() == Some(run)).count(), 8);
+        assert_eq!(
+            got.iter()
+                .filter(|e| e.run_id.as_ref() == Some(run))
+                .count(),
+            8
+        );
     }
-    let b: Vec<_> = (0..8).map(|_| only_b.recv_timeout(LONG).expect("event").event).collect();
+    let b: Vec<_> = (0..8)
+        .map(|_| only_b.recv_timeout(LONG).expect("event").event)
+        .collect();
     assert!(b.iter().all(|e| e.run_id.as_ref() == Some(&runs[1])));
     srv.unsubscribe(only_b);
     assert_eq!(srv.status().subscribers, 1);
@@ -242,15 +331,25 @@ pub fn drop_cancels_and_releases(store: Arc<dyn SessionStore>) {
     assert!(gate.wait_started(&a));
     drop(srv);
     assert_eq!(Arc::strong_count(&store), base);
-    assert_eq!(types(&run_events(&*store, "s", &a)).last(), Some(&EventType::RunCancelled));
-    assert_eq!(types(&run_events(&*store, "s", &b)), [EventType::RunCancelled]);
+    assert_eq!(
+        types(&run_events(&*store, "s", &a)).last(),
+        Some(&EventType::RunCancelled)
+    );
+    assert_eq!(
+        types(&run_events(&*store, "s", &b)),
+        [EventType::RunCancelled]
+    );
 }
 
 /// Telemetry reaches a sink as structured values.
 pub fn telemetry_as_values(store: Arc<dyn SessionStore>) {
     let (sink, rx) = TelemetrySink::channel();
     let gate = GateAdapter::new();
-    let opts = ServerOptions { telemetry: Some(sink), max_queued_runs: 5, ..ServerOptions::default() };
+    let opts = ServerOptions {
+        telemetry: Some(sink),
+        max_queued_runs: 5,
+        ..ServerOptions::default()
+    };
     let srv = SessionServer::start(store.clone(), gate.clone(), "s", opts).unwrap();
     let sub = srv.subscribe(SubscribeOptions::default()).unwrap();
     let a = srv.submit_run(input(0)).unwrap();
@@ -270,39 +369,124 @@ pub fn telemetry_as_values(store: Arc<dyn SessionStore>) {
     };
     assert!(gate.wait_started(&a));
     gate.release(&a, Action::Complete);
-    wait_for(&mut seen, &|e| matches!(e, RuntimeEvent::RunStarted { run_id, .. } if *run_id == b));
+    wait_for(
+        &mut seen,
+        &|e| matches!(e, RuntimeEvent::RunStarted { run_id, .. } if *run_id == b),
+    );
     srv.cancel_run(&b).unwrap();
     srv.drain(LONG).unwrap();
-    wait_for(&mut seen, &|e| matches!(e, RuntimeEvent::RunStopped { run_id, .. } if *run_id == b));
+    wait_for(
+        &mut seen,
+        &|e| matches!(e, RuntimeEvent::RunStopped { run_id, .. } if *run_id == b),
+    );
     let _ = srv.cancel_run("run_unknown");
     drop(sub);
     seen.extend(rx.try_iter());
     let s = || "s".to_string();
     let expect = [
-        RuntimeEvent::ServerStarted { session_id: s(), max_concurrent_runs: 1, max_queued_runs: 5 },
-        RuntimeEvent::Subscribed { session_id: s(), subscribers: 1 },
-        RuntimeEvent::RunStarted { session_id: s(), run_id: a.clone(), in_flight: 1 },
-        RuntimeEvent::RunEnqueued { session_id: s(), run_id: b.clone(), queue_len: 1 },
-        RuntimeEvent::RunEnqueued { session_id: s(), run_id: c.clone(), queue_len: 2 },
-        RuntimeEvent::RunCancelRequested { session_id: s(), run_id: c.clone(), kind: CancelKind::Queued },
-        RuntimeEvent::RunDequeued { session_id: s(), run_id: b.clone(), queue_len: 0 },
-        RuntimeEvent::RunStarted { session_id: s(), run_id: b.clone(), in_flight: 1 },
-        RuntimeEvent::RunCancelRequested { session_id: s(), run_id: b.clone(), kind: CancelKind::InFlight },
-        RuntimeEvent::RunCancelRequested { session_id: s(), run_id: "run_unknown".into(), kind: CancelKind::Failed },
-        RuntimeEvent::Unsubscribed { session_id: s(), subscribers: 0 },
+        RuntimeEvent::ServerStarted {
+            session_id: s(),
+            max_concurrent_runs: 1,
+            max_queued_runs: 5,
+        },
+        RuntimeEvent::Subscribed {
+            session_id: s(),
+            subscribers: 1,
+        },
+        RuntimeEvent::RunStarted {
+            session_id: s(),
+            run_id: a.clone(),
+            in_flight: 1,
+        },
+        RuntimeEvent::RunEnqueued {
+            session_id: s(),
+            run_id: b.clone(),
+            queue_len: 1,
+        },
+        RuntimeEvent::RunEnqueued {
+            session_id: s(),
+            run_id: c.clone(),
+            queue_len: 2,
+        },
+        RuntimeEvent::RunCancelRequested {
+            session_id: s(),
+            run_id: c.clone(),
+            kind: CancelKind::Queued,
+        },
+        RuntimeEvent::RunDequeued {
+            session_id: s(),
+            run_id: b.clone(),
+            queue_len: 0,
+        },
+        RuntimeEvent::RunStarted {
+            session_id: s(),
+            run_id: b.clone(),
+            in_flight: 1,
+        },
+        RuntimeEvent::RunCancelRequested {
+            session_id: s(),
+            run_id: b.clone(),
+            kind: CancelKind::InFlight,
+        },
+        RuntimeEvent::RunCancelRequested {
+            session_id: s(),
+            run_id: "run_unknown".into(),
+            kind: CancelKind::Failed,
+        },
+        RuntimeEvent::Unsubscribed {
+            session_id: s(),
+            subscribers: 0,
+        },
     ];
-    let without_stops: Vec<&RuntimeEvent> =
-        seen.iter().filter(|e| !matches!(e, RuntimeEvent::RunStopped { .. })).collect();
+    let without_stops: Vec<&RuntimeEvent> = seen
+        .iter()
+        .filter(|e| !matches!(e, RuntimeEvent::RunStopped { .. }))
+        .collect();
     assert_eq!(without_stops, expect.iter().collect::<Vec<_>>());
     let stops: Vec<(String, RunOutcome)> = seen
         .iter()
         .filter_map(|e| match e {
-            RuntimeEvent::RunStopped { run_id, outcome, .. } => Some((run_id.clone(), *outcome)),
+            RuntimeEvent::RunStopped {
+                run_id, outcome, ..
+            } => Some((run_id.clone(), *outcome)),
             _ => None,
         })
         .collect();
-    assert_eq!(stops, [(a, RunOutcome::Completed), (b, RunOutcome::Cancelled)]);
+    assert_eq!(
+        stops,
+        [(a, RunOutcome::Completed), (b, RunOutcome::Cancelled)]
+    );
     assert!(seen.iter().all(|e| e.session_id() == "s"));
+}
+
+#[test]
+fn server_types_and_finished_run_memory() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SessionServer>();
+    let store = memory();
+    let gate = GateAdapter::auto(Duration::ZERO, 0);
+    let opts = ServerOptions {
+        finished_runs_kept: 2,
+        ..ServerOptions::default()
+    };
+    let srv = SessionServer::start(store, gate, "s", opts).unwrap();
+    let runs: Vec<String> = (0..3)
+        .map(|i| srv.execute_run(input(i), LONG).unwrap().run_id)
+        .collect();
+    let err = srv.await_run(&runs[0], SHORT).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("too long ago")),
+        "{err}"
+    );
+    assert!(
+        srv.await_run(&runs[2], SHORT).is_ok(),
+        "recent outcomes are kept"
+    );
+    assert!(matches!(
+        srv.submit_run_with_id("", input(9)),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(format!("{srv:?}").contains("SessionServer"));
 }
 
 mod memory {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use runtime_support::*;
-use sessionlog::{Event, EventStream, EventType, Result, SessionStore, StreamOptions, stream_session_events};
+use sessionlog::{
+    Event, EventStream, EventType, Result, SessionStore, StreamOptions, stream_session_events,
+};
 
 /// Consumes `stream` on a thread (it never ends), handing items back.
 fn drive(stream: EventStream) -> Receiver<Result<Event>> {
@@ -60,7 +62,10 @@ pub fn pages_through_backlog(store: Arc<dyn SessionStore>) {
             .unwrap();
         assert_eq!(seqs(&got), (1..=250).collect::<Vec<_>>(), "limit {limit}");
     }
-    let opts = StreamOptions { after: 240, ..polling() };
+    let opts = StreamOptions {
+        after: 240,
+        ..polling()
+    };
     let mut stream = stream_session_events(store, "s", opts);
     assert_eq!(stream.cursor(), 240);
     let got: Vec<Event> = stream.by_ref().take(10).collect::<Result<_>>().unwrap();
@@ -71,7 +76,11 @@ pub fn pages_through_backlog(store: Arc<dyn SessionStore>) {
 /// The stream follows appends made after it started, in either wait mode.
 pub fn follows_new_events(store: Arc<dyn SessionStore>, opts: StreamOptions) {
     append_n(&*store, "s", 5, None);
-    let rx = drive(stream_session_events(store.clone(), "s", StreamOptions { limit: 3, ..opts }));
+    let rx = drive(stream_session_events(
+        store.clone(),
+        "s",
+        StreamOptions { limit: 3, ..opts },
+    ));
     assert_eq!(seqs(&take_ok(&rx, 5)), [1, 2, 3, 4, 5]);
     assert!(rx.recv_timeout(SHORT).is_err(), "nothing new yet");
     let writer = {
@@ -86,13 +95,23 @@ pub fn follows_new_events(store: Arc<dyn SessionStore>, opts: StreamOptions) {
     };
     assert_eq!(seqs(&take_ok(&rx, 40)), (6..=45).collect::<Vec<_>>());
     writer.join().unwrap();
-    assert!(rx.recv_timeout(SHORT).is_err(), "no duplicates after the end");
+    assert!(
+        rx.recv_timeout(SHORT).is_err(),
+        "no duplicates after the end"
+    );
 }
 
 /// Run and type filters, alone and together, while following.
 pub fn filters_while_following(store: Arc<dyn SessionStore>, opts: StreamOptions) {
-    let by_run = StreamOptions { run_id: Some("b".into()), limit: 4, ..opts.clone() };
-    let by_type = StreamOptions { event_type: Some(EventType::ToolCallStarted), ..opts.clone() };
+    let by_run = StreamOptions {
+        run_id: Some("b".into()),
+        limit: 4,
+        ..opts.clone()
+    };
+    let by_type = StreamOptions {
+        event_type: Some(EventType::ToolCallStarted),
+        ..opts.clone()
+    };
     let both = StreamOptions {
         run_id: Some("a".into()),
         event_type: Some(EventType::ToolCallStarted),
@@ -104,8 +123,14 @@ pub fn filters_while_following(store: Arc<dyn SessionStore>, opts: StreamOptions
     let mut expected = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..60 {
         let run = ["a", "b", "c"][i % 3];
-        let kind = if i.is_multiple_of(4) { EventType::ToolCallStarted } else { EventType::MessageStreamed };
-        let stored = store.append_event_with_sequence(ev("s", kind, Some(run))).unwrap();
+        let kind = if i.is_multiple_of(4) {
+            EventType::ToolCallStarted
+        } else {
+            EventType::MessageStreamed
+        };
+        let stored = store
+            .append_event_with_sequence(ev("s", kind, Some(run)))
+            .unwrap();
         let seq = stored.sequence_number.unwrap();
         if run == "b" {
             expected.0.push(seq);
@@ -121,7 +146,10 @@ pub fn filters_while_following(store: Arc<dyn SessionStore>, opts: StreamOptions
     assert_eq!(seqs(&take_ok(&tools, expected.1.len())), expected.1);
     assert_eq!(seqs(&take_ok(&a_tools, expected.2.len())), expected.2);
     for rx in [&runs, &tools, &a_tools] {
-        assert!(rx.recv_timeout(SHORT).is_err(), "nothing beyond the matches");
+        assert!(
+            rx.recv_timeout(SHORT).is_err(),
+            "nothing beyond the matches"
+        );
     }
 }
 
@@ -130,14 +158,20 @@ pub fn filters_while_following(store: Arc<dyn SessionStore>, opts: StreamOptions
 pub fn errors_are_items_and_resume(inner: Arc<dyn SessionStore>) {
     let store = Wrapped::new(inner, true, true);
     append_n(&*store, "s", 10, None);
-    let opts = StreamOptions { limit: 4, ..polling() };
+    let opts = StreamOptions {
+        limit: 4,
+        ..polling()
+    };
     let mut stream = stream_session_events(store.clone(), "s", opts);
     let first: Vec<Event> = stream.by_ref().take(4).collect::<Result<_>>().unwrap();
     store.fail_reads.store(2, Ordering::Release);
     assert!(stream.next().unwrap().is_err());
     assert!(stream.next().unwrap().is_err());
     let rest: Vec<Event> = stream.by_ref().take(6).collect::<Result<_>>().unwrap();
-    assert_eq!(seqs(first.iter().chain(&rest)), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(first.iter().chain(&rest)),
+        (1..=10).collect::<Vec<_>>()
+    );
 }
 
 /// With `wait_timeout` on a store that ignores it, the stream sleeps
@@ -160,7 +194,10 @@ pub fn no_spin_without_long_poll(inner: Arc<dyn SessionStore>) {
 
 /// `wait_timeout: Some(0)` is no wait: the stream still follows by polling.
 pub fn zero_wait_is_polling(store: Arc<dyn SessionStore>) {
-    let opts = StreamOptions { wait_timeout: Some(Duration::ZERO), ..polling() };
+    let opts = StreamOptions {
+        wait_timeout: Some(Duration::ZERO),
+        ..polling()
+    };
     let rx = drive(stream_session_events(store.clone(), "s", opts));
     let started = Instant::now();
     append_n(&*store, "s", 2, None);
@@ -174,7 +211,10 @@ fn assert_send_static<T: Send + 'static>() {}
 fn options_and_stream_types() {
     assert_send_static::<EventStream>();
     let d = StreamOptions::default();
-    assert_eq!((d.after, d.limit, d.poll_interval), (0, 100, Duration::from_millis(250)));
+    assert_eq!(
+        (d.after, d.limit, d.poll_interval),
+        (0, 100, Duration::from_millis(250))
+    );
     assert!(d.wait_timeout.is_none() && d.run_id.is_none() && d.event_type.is_none());
     let s = stream_session_events(memory(), "s", d.clone());
     assert!(format!("{s:?}").contains("EventStream"));

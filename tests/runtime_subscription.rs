@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::select;
 use runtime_support::*;
 use sessionlog::runtime::{SubscriptionConfig, subscribe_with_config};
-use sessionlog::{Error, Event, EventType, SessionEvent, SessionStore, SubscribeOptions, Subscription, subscribe};
+use sessionlog::{
+    Error, Event, EventType, SessionEvent, SessionStore, SubscribeOptions, Subscription, subscribe,
+};
 
 /// Receives `n` events, failing the test if one takes too long.
 fn take(sub: &Subscription, n: usize) -> Vec<Event> {
@@ -27,7 +29,10 @@ fn take(sub: &Subscription, n: usize) -> Vec<Event> {
 }
 
 fn from(from_sequence: u64) -> SubscribeOptions {
-    SubscribeOptions { from_sequence, ..SubscribeOptions::default() }
+    SubscribeOptions {
+        from_sequence,
+        ..SubscribeOptions::default()
+    }
 }
 
 /// `writers` threads each append `per_writer` events to `session`, half one
@@ -45,8 +50,14 @@ fn spawn_writers(
                 let run = format!("w{w}");
                 let mut left = per_writer;
                 while left > 0 {
-                    let n = if left.is_multiple_of(2) { left.min(5) } else { 1 };
-                    let batch = (0..n).map(|_| ev(session, EventType::MessageStreamed, Some(&run))).collect();
+                    let n = if left.is_multiple_of(2) {
+                        left.min(5)
+                    } else {
+                        1
+                    };
+                    let batch = (0..n)
+                        .map(|_| ev(session, EventType::MessageStreamed, Some(&run)))
+                        .collect();
                     store.append_events(batch).expect("append batch");
                     left -= n;
                 }
@@ -64,9 +75,16 @@ pub fn backfill_then_live_under_writers(store: Arc<dyn SessionStore>) {
     for w in writers.into_iter().chain(other) {
         w.join().unwrap();
     }
-    assert_eq!(seqs(&got), (1..=2300).collect::<Vec<_>>(), "gap-free, in order");
+    assert_eq!(
+        seqs(&got),
+        (1..=2300).collect::<Vec<_>>(),
+        "gap-free, in order"
+    );
     assert!(got.iter().all(|e| e.session_id == "s"));
-    assert!(sub.recv_timeout(SHORT).is_none(), "no duplicate after the last event");
+    assert!(
+        sub.recv_timeout(SHORT).is_none(),
+        "no duplicate after the last event"
+    );
 }
 
 /// A subscriber that stops and comes back with last seen + 1 misses nothing
@@ -80,19 +98,33 @@ pub fn resume_from_cursor(store: Arc<dyn SessionStore>) {
     append_n(&*store, "s", 50, None);
     let sub = subscribe(store.clone(), "s", from(last_seen + 1)).unwrap();
     let rest = take(&sub, 150);
-    assert_eq!(seqs(first.iter().chain(&rest)), (1..=250).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(first.iter().chain(&rest)),
+        (1..=250).collect::<Vec<_>>()
+    );
     assert!(sub.recv_timeout(SHORT).is_none());
 }
 
 /// Filters by run and by type (and both), over backlog and live events,
 /// with a page size small enough that pages skip non-matching events.
 pub fn filters_by_run_and_type(store: Arc<dyn SessionStore>) {
-    let config = SubscriptionConfig { page_size: 3, ..SubscriptionConfig::default() };
+    let config = SubscriptionConfig {
+        page_size: 3,
+        ..SubscriptionConfig::default()
+    };
     let mut expected = (Vec::new(), Vec::new(), Vec::new());
     let mut append = |i: usize| {
         let run = ["a", "b", "c"][i % 3];
-        let kind = if i.is_multiple_of(5) { EventType::RunStarted } else { EventType::MessageStreamed };
-        let seq = store.append_event_with_sequence(ev("s", kind, Some(run))).unwrap().sequence_number.unwrap();
+        let kind = if i.is_multiple_of(5) {
+            EventType::RunStarted
+        } else {
+            EventType::MessageStreamed
+        };
+        let seq = store
+            .append_event_with_sequence(ev("s", kind, Some(run)))
+            .unwrap()
+            .sequence_number
+            .unwrap();
         if run == "b" {
             expected.0.push(seq);
         }
@@ -104,9 +136,19 @@ pub fn filters_by_run_and_type(store: Arc<dyn SessionStore>) {
         }
     };
     (0..60).for_each(&mut append);
-    let by_run = SubscribeOptions { run_id: Some("b".into()), ..from(0) };
-    let by_type = SubscribeOptions { event_type: Some(EventType::RunStarted), ..from(0) };
-    let both = SubscribeOptions { run_id: Some("c".into()), event_type: Some(EventType::RunStarted), from_sequence: 20 };
+    let by_run = SubscribeOptions {
+        run_id: Some("b".into()),
+        ..from(0)
+    };
+    let by_type = SubscribeOptions {
+        event_type: Some(EventType::RunStarted),
+        ..from(0)
+    };
+    let both = SubscribeOptions {
+        run_id: Some("c".into()),
+        event_type: Some(EventType::RunStarted),
+        from_sequence: 20,
+    };
     let subs: Vec<Subscription> = [by_run, by_type, both]
         .into_iter()
         .map(|o| subscribe_with_config(store.clone(), "s", o, config.clone()).unwrap())
@@ -114,7 +156,10 @@ pub fn filters_by_run_and_type(store: Arc<dyn SessionStore>) {
     (60..120).for_each(&mut append);
     for (sub, want) in subs.iter().zip([&expected.0, &expected.1, &expected.2]) {
         assert_eq!(&seqs(&take(sub, want.len())), want);
-        assert!(sub.recv_timeout(SHORT).is_none(), "nothing beyond the matches");
+        assert!(
+            sub.recv_timeout(SHORT).is_none(),
+            "nothing beyond the matches"
+        );
     }
 }
 
@@ -124,7 +169,10 @@ pub fn past_the_end_waits(store: Arc<dyn SessionStore>) {
     let sub = subscribe(store.clone(), "s", from(50)).unwrap();
     assert!(sub.recv_timeout(SHORT).is_none());
     append_n(&*store, "s", 30, None);
-    assert!(sub.recv_timeout(SHORT).is_none(), "still before sequence 50");
+    assert!(
+        sub.recv_timeout(SHORT).is_none(),
+        "still before sequence 50"
+    );
     append_n(&*store, "s", 20, None);
     assert_eq!(seqs(&take(&sub, 11)), (50..=60).collect::<Vec<_>>());
     assert!(sub.recv_timeout(SHORT).is_none());
@@ -145,7 +193,10 @@ pub fn stalled_subscriber(store: Arc<dyn SessionStore>) {
         std::thread::sleep(Duration::from_millis(5));
     }
     writers.into_iter().for_each(|w| w.join().unwrap());
-    assert!(eventually(LONG, || sub.receiver().len() == capacity), "the buffer fills up");
+    assert!(
+        eventually(LONG, || sub.receiver().len() == capacity),
+        "the buffer fills up"
+    );
     std::thread::sleep(SHORT);
     assert_eq!(sub.receiver().len(), capacity, "and never grows beyond it");
     let got = take(&sub, 20_000);
@@ -176,8 +227,15 @@ pub fn errors_are_retried(inner: Arc<dyn SessionStore>) {
     store.fail_reads.store(3, Ordering::Release);
     append_n(&*store, "s", 30, None);
     let rest = take(&sub, 30);
-    assert_eq!(store.fail_reads.load(Ordering::Acquire), 0, "the failures were hit");
-    assert_eq!(seqs(first.iter().chain(&rest)), (1..=60).collect::<Vec<_>>());
+    assert_eq!(
+        store.fail_reads.load(Ordering::Acquire),
+        0,
+        "the failures were hit"
+    );
+    assert_eq!(
+        seqs(first.iter().chain(&rest)),
+        (1..=60).collect::<Vec<_>>()
+    );
 }
 
 /// A closed store ends the subscription once its buffer is read.
@@ -197,7 +255,10 @@ pub fn closed_store_ends_iterator(inner: Arc<dyn SessionStore>) {
     assert!(rx.recv_timeout(LONG).is_ok(), "the iterator ended");
     let sub = reader.join().unwrap();
     assert!(matches!(sub.end_reason(), Some(Error::Closed(_))));
-    assert!(subscribe(store.clone(), "s", from(0)).is_err(), "subscribing to a closed store fails");
+    assert!(
+        subscribe(store.clone(), "s", from(0)).is_err(),
+        "subscribing to a closed store fails"
+    );
 }
 
 /// Idle subscribers do not read the store, and appends to other sessions
@@ -205,7 +266,9 @@ pub fn closed_store_ends_iterator(inner: Arc<dyn SessionStore>) {
 pub fn idle_costs_nothing(inner: Arc<dyn SessionStore>) {
     let store = Wrapped::new(inner, true, true);
     append_n(&*store, "s", 3, None);
-    let subs: Vec<Subscription> = (0..8).map(|_| subscribe(store.clone(), "s", from(0)).unwrap()).collect();
+    let subs: Vec<Subscription> = (0..8)
+        .map(|_| subscribe(store.clone(), "s", from(0)).unwrap())
+        .collect();
     for sub in &subs {
         assert_eq!(take(sub, 3).len(), 3);
     }
@@ -225,7 +288,11 @@ pub fn idle_costs_nothing(inner: Arc<dyn SessionStore>) {
 pub fn unsubscribe_releases_store(store: Arc<dyn SessionStore>) {
     append_n(&*store, "s", 50, None);
     let base = Arc::strong_count(&store);
-    let config = SubscriptionConfig { buffer: 4, page_size: 8, ..SubscriptionConfig::default() };
+    let config = SubscriptionConfig {
+        buffer: 4,
+        page_size: 8,
+        ..SubscriptionConfig::default()
+    };
     let full = subscribe_with_config(store.clone(), "s", from(0), config).unwrap();
     let idle = subscribe(store.clone(), "s", from(100)).unwrap();
     assert!(eventually(LONG, || full.receiver().len() == 4));
@@ -260,12 +327,18 @@ fn assert_send<T: Send>() {}
 #[test]
 fn subscription_basics() {
     assert_send::<Subscription>();
-    assert!(matches!(subscribe(memory(), "", from(0)), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        subscribe(memory(), "", from(0)),
+        Err(Error::InvalidArgument(_))
+    ));
     let store = memory();
     append_n(&*store, "s", 2, None);
     let mut sub = subscribe(store, "s", SubscribeOptions::default()).unwrap();
     let first = sub.next().unwrap();
-    assert_eq!((first.session_id.as_str(), first.event.sequence_number), ("s", Some(1)));
+    assert_eq!(
+        (first.session_id.as_str(), first.event.sequence_number),
+        ("s", Some(1))
+    );
     let second = sub.recv_timeout(LONG).unwrap();
     assert_eq!(second.event.sequence_number, Some(2));
     assert!(sub.try_recv().is_none());

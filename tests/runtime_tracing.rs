@@ -50,7 +50,9 @@ impl Subscriber for Capture {
     fn event(&self, event: &tracing::Event<'_>) {
         let mut field = EventField(String::new());
         event.record(&mut field);
-        self.0.lock().push((event.metadata().target().to_string(), field.0));
+        self.0
+            .lock()
+            .push((event.metadata().target().to_string(), field.0));
     }
 
     fn enter(&self, _: &Id) {}
@@ -63,7 +65,10 @@ fn runtime_emits_tracing_events_under_its_target() {
     let log = Arc::new(Mutex::new(Vec::new()));
     tracing::subscriber::set_global_default(Capture(log.clone())).expect("first subscriber");
     let gate = GateAdapter::new();
-    let opts = ServerOptions { max_concurrent_runs: 1, ..ServerOptions::default() };
+    let opts = ServerOptions {
+        max_concurrent_runs: 1,
+        ..ServerOptions::default()
+    };
     let srv = SessionServer::start(memory(), gate.clone(), "s", opts).unwrap();
     let sub = srv.subscribe(SubscribeOptions::default()).unwrap();
     let a = srv.submit_run(input(0)).unwrap();

@@ -82,7 +82,11 @@ impl AdapterEvent {
     }
 
     /// Inserts one `metadata` entry (builder style).
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<Value>) -> AdapterEvent {
+    pub fn with_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> AdapterEvent {
         self.metadata.insert(key.into(), value.into());
         self
     }

@@ -94,17 +94,26 @@ impl SessionManager {
 
     /// Stores `session_created` for `session_id`.
     pub fn start_session(&self, session_id: &str) -> Result<Event> {
-        self.record(self.lifecycle(session_id, None, EventType::SessionCreated), &|_| {})
+        self.record(
+            self.lifecycle(session_id, None, EventType::SessionCreated),
+            &|_| {},
+        )
     }
 
     /// Stores `session_started` (the session is active).
     pub fn activate_session(&self, session_id: &str) -> Result<Event> {
-        self.record(self.lifecycle(session_id, None, EventType::SessionStarted), &|_| {})
+        self.record(
+            self.lifecycle(session_id, None, EventType::SessionStarted),
+            &|_| {},
+        )
     }
 
     /// Stores `session_completed`.
     pub fn complete_session(&self, session_id: &str) -> Result<Event> {
-        self.record(self.lifecycle(session_id, None, EventType::SessionCompleted), &|_| {})
+        self.record(
+            self.lifecycle(session_id, None, EventType::SessionCompleted),
+            &|_| {},
+        )
     }
 
     /// Stores `session_failed` with `data["error"] = error`.
@@ -126,7 +135,11 @@ impl SessionManager {
     }
 
     /// Stores `run_cancelled` for run `run_id`, cancelled before it started.
-    pub(crate) fn record_cancelled_while_queued(&self, session_id: &str, run_id: &str) -> Result<Event> {
+    pub(crate) fn record_cancelled_while_queued(
+        &self,
+        session_id: &str,
+        run_id: &str,
+    ) -> Result<Event> {
         let event = self
             .lifecycle(session_id, Some(run_id), EventType::RunCancelled)
             .with_data("reason", "cancelled while queued");
@@ -147,7 +160,10 @@ impl SessionManager {
         let started = Instant::now();
         let session = run.session_id.as_str();
         let run_id = Some(run.run_id.as_str());
-        self.record(self.lifecycle(session, run_id, EventType::RunStarted), on_event)?;
+        self.record(
+            self.lifecycle(session, run_id, EventType::RunStarted),
+            on_event,
+        )?;
         let mut input = self.lifecycle(session, run_id, EventType::MessageSent);
         input.data = run.input.clone();
         self.record(input, on_event)?;
@@ -185,8 +201,14 @@ impl SessionManager {
         input: Map<String, Value>,
         on_event: &(dyn Fn(&Event) + Sync),
     ) -> Result<RunResult> {
-        self.record(self.lifecycle(session_id, None, EventType::SessionCreated), on_event)?;
-        self.record(self.lifecycle(session_id, None, EventType::SessionStarted), on_event)?;
+        self.record(
+            self.lifecycle(session_id, None, EventType::SessionCreated),
+            on_event,
+        )?;
+        self.record(
+            self.lifecycle(session_id, None, EventType::SessionStarted),
+            on_event,
+        )?;
         let run = RunContext {
             session_id: session_id.to_string(),
             run_id: new_run_id(),
@@ -219,7 +241,10 @@ impl SessionManager {
     ) -> Error {
         let cancelled = matches!(error, Error::Cancelled(_)) || run.cancel.is_cancelled();
         let (event_type, error) = if cancelled {
-            (EventType::RunCancelled, Error::Cancelled(run.run_id.clone()))
+            (
+                EventType::RunCancelled,
+                Error::Cancelled(run.run_id.clone()),
+            )
         } else {
             (EventType::RunFailed, error)
         };
@@ -259,7 +284,9 @@ impl SessionManager {
     fn lifecycle(&self, session_id: &str, run_id: Option<&str>, kind: EventType) -> Event {
         let mut event = Event::new(session_id, kind);
         event.run_id = run_id.map(str::to_string);
-        event.metadata.insert("provider".into(), self.provider_value());
+        event
+            .metadata
+            .insert("provider".into(), self.provider_value());
         event
     }
 
@@ -287,7 +314,9 @@ impl SessionManager {
             event.timestamp = timestamp;
         }
         event.metadata = metadata;
-        event.metadata.insert("provider".into(), self.provider_value());
+        event
+            .metadata
+            .insert("provider".into(), self.provider_value());
         event
     }
 

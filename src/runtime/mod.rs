@@ -20,11 +20,14 @@ mod stream;
 mod subscription;
 pub mod telemetry;
 
-pub use adapter::{AdapterEvent, AdapterEventType, CancelToken, EventEmitter, ProviderAdapter, RunContext};
+pub use adapter::{
+    AdapterEvent, AdapterEventType, CancelToken, EventEmitter, ProviderAdapter, RunContext,
+};
 pub use manager::{RunResult, SessionManager, new_run_id};
 pub use server::{ServerOptions, ServerStatus, SessionServer};
 pub use stream::{EventStream, StreamOptions, stream_session_events};
 pub use subscription::{
-    SessionEvent, SubscribeOptions, Subscription, SubscriptionConfig, subscribe, subscribe_with_config,
+    SessionEvent, SubscribeOptions, Subscription, SubscriptionConfig, subscribe,
+    subscribe_with_config,
 };
 pub use telemetry::{CancelKind, RunOutcome, RuntimeEvent, TelemetrySink};

@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 use super::adapter::{CancelToken, ProviderAdapter};
 use super::manager::{RunResult, SessionManager, new_run_id};
 use super::scheduler::{QueuedRun, Shared, State};
-use super::subscription::{SubscribeOptions, Subscription, SubscriptionConfig, subscribe_with_config};
+use super::subscription::{
+    SubscribeOptions, Subscription, SubscriptionConfig, subscribe_with_config,
+};
 use super::telemetry::{self, CancelKind, RuntimeEvent, TelemetrySink};
 use crate::error::{Error, Result};
 use crate::store::SessionStore;
@@ -136,7 +138,9 @@ impl SessionServer {
     ) -> Result<SessionServer> {
         let session_id = session_id.into();
         if session_id.is_empty() {
-            return Err(Error::invalid("SessionServer::start: the session id is empty"));
+            return Err(Error::invalid(
+                "SessionServer::start: the session id is empty",
+            ));
         }
         if options.max_concurrent_runs == 0 {
             return Err(Error::invalid(format!(
@@ -189,7 +193,11 @@ impl SessionServer {
 
     /// [`submit_run`](SessionServer::submit_run) with the caller's run id, which
     /// must be non-empty and new to this server.
-    pub fn submit_run_with_id(&self, run_id: impl Into<String>, input: Map<String, Value>) -> Result<()> {
+    pub fn submit_run_with_id(
+        &self,
+        run_id: impl Into<String>,
+        input: Map<String, Value>,
+    ) -> Result<()> {
         let run_id = run_id.into();
         if run_id.is_empty() {
             return Err(Error::invalid(format!(
@@ -259,7 +267,11 @@ impl SessionServer {
             self.cancel_queued(st, pos);
             return Ok(());
         }
-        let Some(token) = st.in_flight.iter().find(|r| r.run_id == run_id).map(|r| r.cancel.clone())
+        let Some(token) = st
+            .in_flight
+            .iter()
+            .find(|r| r.run_id == run_id)
+            .map(|r| r.cancel.clone())
         else {
             drop(st);
             self.cancel_event(run_id, CancelKind::Failed);
@@ -351,20 +363,27 @@ impl SessionServer {
     pub fn subscribe(&self, opts: SubscribeOptions) -> Result<Subscription> {
         let store = Arc::clone(self.shared.manager.store());
         let session_id = self.shared.session_id.clone();
-        let mut sub = subscribe_with_config(store, session_id.clone(), opts, self.subscription.clone())?;
+        let mut sub =
+            subscribe_with_config(store, session_id.clone(), opts, self.subscription.clone())?;
         let count = Arc::clone(&self.subscribers);
         let subscribers = count.fetch_add(1, Ordering::AcqRel) + 1;
         let sink = self.shared.telemetry.clone();
-        telemetry::emit(sink.as_ref(), RuntimeEvent::Subscribed {
-            session_id: session_id.clone(),
-            subscribers,
-        });
+        telemetry::emit(
+            sink.as_ref(),
+            RuntimeEvent::Subscribed {
+                session_id: session_id.clone(),
+                subscribers,
+            },
+        );
         sub.set_on_close(move || {
             let subscribers = count.fetch_sub(1, Ordering::AcqRel) - 1;
-            telemetry::emit(sink.as_ref(), RuntimeEvent::Unsubscribed {
-                session_id,
-                subscribers,
-            });
+            telemetry::emit(
+                sink.as_ref(),
+                RuntimeEvent::Unsubscribed {
+                    session_id,
+                    subscribers,
+                },
+            );
         });
         Ok(sub)
     }
@@ -390,10 +409,22 @@ impl SessionServer {
             let queued: Vec<_> = st.queue.drain(..).collect();
             for run in &queued {
                 run.cancel.cancel();
-                record_cancelled_while_queued(&self.shared.manager, &self.shared.session_id, &run.run_id);
-                self.shared.remember(&mut st, &run.run_id, Err(Error::Cancelled(run.run_id.clone())));
+                record_cancelled_while_queued(
+                    &self.shared.manager,
+                    &self.shared.session_id,
+                    &run.run_id,
+                );
+                self.shared.remember(
+                    &mut st,
+                    &run.run_id,
+                    Err(Error::Cancelled(run.run_id.clone())),
+                );
             }
-            let in_flight: Vec<_> = st.in_flight.iter().map(|r| (r.run_id.clone(), r.cancel.clone())).collect();
+            let in_flight: Vec<_> = st
+                .in_flight
+                .iter()
+                .map(|r| (r.run_id.clone(), r.cancel.clone()))
+                .collect();
             (queued, in_flight)
         };
         self.shared.changed.notify_all();

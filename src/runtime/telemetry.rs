@@ -237,16 +237,34 @@ fn trace_event(event: &RuntimeEvent) {
             max_queued_runs,
         } => tracing::info!(target: TARGET, event = name, session_id = %session_id,
             max_concurrent_runs, max_queued_runs, "session server started"),
-        RuntimeEvent::Subscribed { session_id, subscribers }
-        | RuntimeEvent::Unsubscribed { session_id, subscribers } => {
+        RuntimeEvent::Subscribed {
+            session_id,
+            subscribers,
+        }
+        | RuntimeEvent::Unsubscribed {
+            session_id,
+            subscribers,
+        } => {
             tracing::debug!(target: TARGET, event = name, session_id = %session_id, subscribers)
         }
-        RuntimeEvent::RunEnqueued { session_id, run_id, queue_len }
-        | RuntimeEvent::RunDequeued { session_id, run_id, queue_len } => {
+        RuntimeEvent::RunEnqueued {
+            session_id,
+            run_id,
+            queue_len,
+        }
+        | RuntimeEvent::RunDequeued {
+            session_id,
+            run_id,
+            queue_len,
+        } => {
             tracing::debug!(target: TARGET, event = name, session_id = %session_id,
                 run_id = %run_id, queue_len)
         }
-        RuntimeEvent::RunStarted { session_id, run_id, in_flight } => {
+        RuntimeEvent::RunStarted {
+            session_id,
+            run_id,
+            in_flight,
+        } => {
             tracing::info!(target: TARGET, event = name, session_id = %session_id,
                 run_id = %run_id, in_flight)
         }
@@ -258,7 +276,11 @@ fn trace_event(event: &RuntimeEvent) {
         } => tracing::info!(target: TARGET, event = name, session_id = %session_id,
             run_id = %run_id, outcome = outcome.as_str(),
             duration_ms = duration.as_secs_f64() * 1000.0),
-        RuntimeEvent::RunCancelRequested { session_id, run_id, kind } => {
+        RuntimeEvent::RunCancelRequested {
+            session_id,
+            run_id,
+            kind,
+        } => {
             tracing::info!(target: TARGET, event = name, session_id = %session_id,
                 run_id = %run_id, kind = kind.as_str())
         }

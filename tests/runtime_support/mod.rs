@@ -31,7 +31,12 @@ pub fn ev(session: &str, kind: EventType, run: Option<&str>) -> Event {
 }
 
 /// Appends `n` `message_streamed` events (of `run`, if given) one by one.
-pub fn append_n(store: &dyn SessionStore, session: &str, n: usize, run: Option<&str>) -> Vec<Event> {
+pub fn append_n(
+    store: &dyn SessionStore,
+    session: &str,
+    n: usize,
+    run: Option<&str>,
+) -> Vec<Event> {
     (0..n)
         .map(|i| {
             let e = ev(session, EventType::MessageStreamed, run).with_data("i", i);
@@ -41,7 +46,10 @@ pub fn append_n(store: &dyn SessionStore, session: &str, n: usize, run: Option<&
 }
 
 pub fn seqs<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<u64> {
-    events.into_iter().map(|e| e.sequence_number.expect("stored")).collect()
+    events
+        .into_iter()
+        .map(|e| e.sequence_number.expect("stored"))
+        .collect()
 }
 
 /// Polls `cond` until it holds or `timeout` passes; returns whether it held.
@@ -130,7 +138,11 @@ impl SessionStore for Wrapped {
     }
 
     fn watch(&self, session_id: &str) -> Option<Watch> {
-        if self.watch { self.inner.watch(session_id) } else { None }
+        if self.watch {
+            self.inner.watch(session_id)
+        } else {
+            None
+        }
     }
 }
 
@@ -181,7 +193,10 @@ impl GateAdapter {
     }
 
     pub fn release(&self, run_id: &str, action: Action) {
-        self.state.lock().released.insert(run_id.to_string(), action);
+        self.state
+            .lock()
+            .released
+            .insert(run_id.to_string(), action);
         self.cond.notify_all();
     }
 
