@@ -73,6 +73,13 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The store was opened read-only (`LogStore::open_read_only`) and cannot append.
+    #[error("log directory {} is open read-only: appends are not allowed", dir.display())]
+    ReadOnly {
+        /// The log directory.
+        dir: PathBuf,
+    },
+
     /// The store refuses writes after an earlier failure it cannot recover from
     /// in place (for example a failed `fdatasync`); reopen it to recover.
     #[error("store is failed and refuses writes until reopened: {0}")]

@@ -32,6 +32,7 @@ pub mod format;
 pub mod store;
 pub mod runtime;
 mod memory;
+pub mod engine;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -39,6 +40,7 @@ pub mod conformance;
 pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use memory::MemoryStore;
+pub use engine::{LogOptions, LogStore, RecoveryMode, SyncPolicy};
 pub use query::EventQuery;
 pub use store::SessionStore;
 pub use runtime::{

@@ -2,5 +2,11 @@
 //!
 //! The byte-exact specification lives in `format/README.md` at the repository
 //! root; this module is its implementation. It does no I/O.
+//!
+//! - [`segment`]: segment file names and the segment header;
+//! - [`record`]: the record header (length, checksum, sequence, batch flag);
+//! - [`event_codec`]: the event body a record carries.
 
 pub mod event_codec;
+pub mod record;
+pub mod segment;

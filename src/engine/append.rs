@@ -1,0 +1,278 @@
+//! The append path: validate and encode (no lock), check duplicates and
+//! assign sequences (state lock), then wait for the group commit.
+//!
+//! A batch is atomic twice over: in memory, all of its records are assigned
+//! under one hold of the state lock after every check has passed (nothing
+//! after the checks can fail); on disk, every record but the last carries the
+//! "batch continues" flag, so recovery drops a batch a crash cut short.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use super::core::Core;
+use super::group_commit::Wake;
+use super::id_index::MAX_INDEXED_SEGMENT;
+use super::options::SyncPolicy;
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::format::event_codec;
+use crate::format::record::{
+    FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN, position_offset, position_segment,
+};
+use crate::format::segment::SEGMENT_HEADER_LEN;
+use crate::store::validate_session_id;
+use crate::time;
+
+/// A batch's records may not add up to more than this (keeps offsets < 2^32).
+const MAX_BATCH_BYTES: u64 = 2 << 30;
+
+/// A validated batch with its encoded bodies and id hashes.
+struct Prepared {
+    events: Vec<Event>,
+    /// Every body, back to back; body `i` ends at `ends[i]`.
+    bodies: Vec<u8>,
+    ends: Vec<usize>,
+    hashes: Vec<u64>,
+}
+
+impl Prepared {
+    fn body(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bodies[start..self.ends[i]]
+    }
+
+    fn record_bytes(&self) -> u64 {
+        (self.bodies.len() + RECORD_HEADER_LEN * self.events.len()) as u64
+    }
+}
+
+/// What the state lock decided for each event of a batch.
+#[derive(Clone, Copy)]
+enum Outcome {
+    /// Stored now with this sequence.
+    New(u64),
+    /// Already stored, at this position.
+    Stored(u64),
+    /// A repeat of the batch's event at this index.
+    Repeat(usize),
+}
+
+/// The checks every store makes, with the same errors: ids, timestamp, size
+/// (the encoded body is the size `max_event_size` limits).
+fn validate(event: &Event, body_len: usize, max: usize) -> Result<()> {
+    validate_session_id(&event.session_id)
+        .map_err(|_| Error::invalid(format!("event {:?} has an empty session_id", event.id)))?;
+    if event.id.is_empty() {
+        let why = format!("an event of session {:?} has an empty id", event.session_id);
+        return Err(Error::invalid(why));
+    }
+    if time::to_unix_nanos(event.timestamp).is_none() {
+        return Err(Error::InvalidTimestamp {
+            id: event.id.clone(),
+        });
+    }
+    if body_len > max {
+        return Err(Error::EventTooLarge {
+            id: event.id.clone(),
+            size: body_len,
+            limit: max,
+        });
+    }
+    Ok(())
+}
+
+impl Core {
+    /// Appends a batch atomically; one stored event per input.
+    pub fn append(&self, events: Vec<Event>) -> Result<Vec<Event>> {
+        let Some(commit) = self.commit() else {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        };
+        let prepared = self.prepare(events)?;
+        let (outcomes, target, wake, buffered) = {
+            let mut st = self.state.write();
+            self.assign(&mut st, &prepared, commit.durable())?
+        };
+        self.wake(&wake);
+        if self.opts.sync == SyncPolicy::Always {
+            if target > commit.durable() {
+                let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
+                self.wake(&wake);
+            }
+        } else if buffered >= self.opts.write_buffer_size {
+            self.flush()?;
+        }
+        self.results(prepared.events, &outcomes)
+    }
+
+    /// Validates and encodes the batch, outside any lock.
+    fn prepare(&self, events: Vec<Event>) -> Result<Prepared> {
+        let mut bodies = Vec::with_capacity(events.len() * 256);
+        let mut ends = Vec::with_capacity(events.len());
+        let mut hashes = Vec::with_capacity(events.len());
+        for event in &events {
+            let start = bodies.len();
+            event_codec::encode_into(event, &mut bodies);
+            validate(event, bodies.len() - start, self.opts.max_event_size)?;
+            ends.push(bodies.len());
+            hashes.push(self.hasher.hash_one(event.id.as_str()));
+        }
+        let p = Prepared {
+            events,
+            bodies,
+            ends,
+            hashes,
+        };
+        if p.record_bytes() > MAX_BATCH_BYTES {
+            let why = format!(
+                "a batch of {} bytes is over the limit of {MAX_BATCH_BYTES}",
+                p.record_bytes()
+            );
+            return Err(Error::invalid(why));
+        }
+        Ok(p)
+    }
+
+    /// Under the state lock: finds duplicates, then stores the new events.
+    /// Returns the outcomes, the log position the caller must see durable,
+    /// the sessions to wake now, and the bytes buffered so far.
+    fn assign(
+        &self,
+        st: &mut State,
+        p: &Prepared,
+        durable: u64,
+    ) -> Result<(Vec<Outcome>, u64, Wake, usize)> {
+        if let Some(why) = &st.failed {
+            return Err(Error::Failed(why.clone()));
+        }
+        let mut outcomes = self.find_duplicates(st, p)?;
+        let mut target = 0;
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Stored(pos) if *pos >= durable))
+        {
+            target = st.pending.next();
+        }
+        let wake = if outcomes.iter().any(|o| matches!(o, Outcome::New(_))) {
+            self.make_room(st, p.record_bytes())?;
+            let wake = self.store_new(st, p, &mut outcomes);
+            target = st.pending.next();
+            wake
+        } else {
+            Wake::new()
+        };
+        Ok((outcomes, target, wake, st.pending.open_bytes()))
+    }
+
+    /// Classifies every event: already stored, a repeat within the batch, or new.
+    fn find_duplicates(&self, st: &State, p: &Prepared) -> Result<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(p.events.len());
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
+        for (i, event) in p.events.iter().enumerate() {
+            let found = st
+                .ids
+                .find(p.hashes[i], |pos| self.id_matches(st, pos, &event.id))?;
+            let outcome = match found {
+                Some(pos) => Outcome::Stored(pos),
+                None if p.events.len() == 1 => Outcome::New(0),
+                None => match first_of.get(event.id.as_str()) {
+                    Some(&j) => Outcome::Repeat(j),
+                    None => {
+                        first_of.insert(&event.id, i);
+                        Outcome::New(0)
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Whether the record at `pos` (pending or in a file) has event id `id`.
+    fn id_matches(&self, st: &State, pos: u64, id: &str) -> Result<bool> {
+        let record = match st.pending.copy_record(pos) {
+            Some(bytes) => super::segment::RecordBytes::Owned(bytes),
+            None => self.segments.read_record(pos)?,
+        };
+        let keys = event_codec::decode_keys(&record[RECORD_HEADER_LEN..]).map_err(|e| {
+            let file = self
+                .dir
+                .join(crate::format::segment::segment_file_name(position_segment(
+                    pos,
+                )));
+            Error::corrupt(file, position_offset(pos), e.0)
+        })?;
+        Ok(keys.id == id)
+    }
+
+    /// Starts a new segment when `bytes` more would overflow the active one.
+    fn make_room(&self, st: &mut State, bytes: u64) -> Result<()> {
+        let next = st.pending.next();
+        let used = position_offset(next);
+        if used > SEGMENT_HEADER_LEN as u64 && used + bytes > self.opts.segment_size {
+            if position_segment(next) >= MAX_INDEXED_SEGMENT {
+                return Err(Error::Failed(format!(
+                    "the log in {} has reached the maximum of {MAX_INDEXED_SEGMENT} segments",
+                    self.dir.display()
+                )));
+            }
+            st.pending.roll_segment();
+        }
+        Ok(())
+    }
+
+    /// Encodes every new event's record into the pending log and indexes it.
+    /// Nothing here can fail: all checks happened before.
+    fn store_new(&self, st: &mut State, p: &Prepared, outcomes: &mut [Outcome]) -> Wake {
+        let always = self.opts.sync == SyncPolicy::Always;
+        let last_new = outcomes.iter().rposition(|o| matches!(o, Outcome::New(_)));
+        let mut wake = Wake::new();
+        for (i, event) in p.events.iter().enumerate() {
+            if !matches!(outcomes[i], Outcome::New(_)) {
+                continue;
+            }
+            let n = st.sessions.find_or_add(&event.session_id);
+            let s = st.sessions.get(n);
+            let (seq, prev) = (s.assigned + 1, s.assigned_last);
+            let flags = if Some(i) == last_new {
+                0
+            } else {
+                FLAG_BATCH_CONTINUES
+            };
+            let pos = st.pending.append(p.body(i), flags, seq, prev);
+            st.ids.insert(p.hashes[i], pos);
+            let s = st.sessions.get_mut(n);
+            s.assigned = seq;
+            s.assigned_last = pos;
+            s.sparse.note(seq, pos);
+            if always {
+                st.defer_publish(n, seq, pos);
+            } else {
+                s.visible = seq;
+                s.visible_last = pos;
+                wake.push((std::sync::Arc::clone(&s.name), seq));
+            }
+            outcomes[i] = Outcome::New(seq);
+        }
+        wake
+    }
+
+    /// The stored events, in input order (originals read back for duplicates).
+    fn results(&self, events: Vec<Event>, outcomes: &[Outcome]) -> Result<Vec<Event>> {
+        let mut out: Vec<Event> = Vec::with_capacity(events.len());
+        for (mut event, outcome) in events.into_iter().zip(outcomes) {
+            let stored = match *outcome {
+                Outcome::New(seq) => {
+                    event.sequence_number = Some(seq);
+                    event
+                }
+                Outcome::Repeat(j) => out[j].clone(),
+                Outcome::Stored(pos) => self.read_event(pos)?,
+            };
+            out.push(stored);
+        }
+        Ok(out)
+    }
+}

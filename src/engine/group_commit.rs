@@ -1,0 +1,111 @@
+//! [`GroupCommit`]: the write barrier that makes concurrent appends durable
+//! together, with one write and one `fdatasync` per group.
+//!
+//! Appenders put their records into the pending log (under the state lock)
+//! and then call [`GroupCommit::commit_through`] with the log position just
+//! past their records. Whoever gets the commit lock first is the leader: it
+//! takes *everything* pending at that moment (its own records and those of
+//! every appender that queued up meanwhile), writes it, syncs once, advances
+//! the durable watermark, and makes those records visible. The appenders
+//! that queued behind it then find the watermark already past their records
+//! and return at once. An append is acknowledged only once the durable
+//! watermark covers it.
+//!
+//! A failed write or sync puts the store into the failed state: nothing of
+//! that group becomes visible, every waiting appender gets an error, and all
+//! later appends are refused until the store is reopened (which recovers
+//! exactly what reached the disk). Retrying an `fdatasync` after a failure
+//! cannot be trusted (the kernel may have dropped the dirty pages), so the
+//! engine does not pretend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::segment::{SegmentSet, SegmentWriter};
+use super::state::State;
+use crate::error::{Error, Result};
+
+/// Sessions to wake after a commit: (session, its new latest visible sequence).
+pub(crate) type Wake = Vec<(Arc<str>, u64)>;
+
+/// Leader/follower group commit over the active [`SegmentWriter`].
+pub(crate) struct GroupCommit {
+    writer: Mutex<SegmentWriter>,
+    /// Packed position up to which records are in the segment files.
+    written: AtomicU64,
+    /// Packed position up to which records are on stable storage.
+    durable: AtomicU64,
+}
+
+impl GroupCommit {
+    /// A barrier over `writer`, whose log is written and durable up to `end`.
+    pub fn new(writer: SegmentWriter, end: u64) -> GroupCommit {
+        GroupCommit {
+            writer: Mutex::new(writer),
+            written: AtomicU64::new(end),
+            durable: AtomicU64::new(end),
+        }
+    }
+
+    /// Records before this packed position are in the segment files.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Records before this packed position are on stable storage.
+    pub fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// Makes every record before `target` written to its file and, when
+    /// `sync`, durable, leading a group commit if nobody has yet. Returns the
+    /// sessions whose deferred records this call made visible.
+    pub fn commit_through(
+        &self,
+        state: &RwLock<State>,
+        segments: &SegmentSet,
+        target: u64,
+        sync: bool,
+    ) -> Result<Wake> {
+        let mut writer = self.writer.lock();
+        let done = if sync { self.durable() } else { self.written() };
+        if done >= target {
+            return Ok(Wake::new());
+        }
+        let (chunks, unpublished, end) = {
+            let mut st = state.write();
+            if let Some(why) = &st.failed {
+                return Err(Error::Failed(why.clone()));
+            }
+            let unpublished = std::mem::take(&mut st.unpublished);
+            (st.pending.take(), unpublished, st.pending.next())
+        };
+        let mut result = chunks
+            .iter()
+            .try_for_each(|c| writer.write(segments, c.segment, c.offset, &c.bytes));
+        if result.is_ok() && sync {
+            result = writer.sync();
+        }
+        // The writer lock is held until the outcome is recorded, so a follower
+        // never sees the watermark move before the records are visible.
+        let mut st = state.write();
+        if let Err(e) = result {
+            st.failed = Some(format!("an earlier write or sync failed: {e}"));
+            return Err(e);
+        }
+        st.pending.written(end);
+        self.written.fetch_max(end, Ordering::AcqRel);
+        if sync {
+            self.durable.fetch_max(end, Ordering::AcqRel);
+        }
+        Ok(st.publish(&unpublished))
+    }
+
+    /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
+    pub fn sync_written(&self, state: &RwLock<State>, segments: &SegmentSet) -> Result<Wake> {
+        let end = state.read().pending.next();
+        self.commit_through(state, segments, end, true)
+    }
+}

@@ -1,0 +1,152 @@
+//! [`IdIndex`]: which record holds an event id, in 12 bytes per slot.
+//!
+//! The index maps a 64-bit hash of the id to the record's packed position
+//! (`segment << 32 | offset`). It does not keep ids, so a hit only says
+//! "probably here": the caller verifies it against the record, and hash
+//! collisions are simply further candidates on the probe path.
+//!
+//! A slot is three `u32`s: the hash's high 32 bits (which also pick the home
+//! slot, so growing needs no ids), then a `u64` holding the position in its
+//! low 52 bits and 12 more hash bits above. That is 44 hash bits compared
+//! before a record is read, so a false candidate is rare even in a big log.
+//! Open addressing with linear probing, at most 80 % full; nothing is ever
+//! removed (the log is append-only), so no tombstones.
+
+use crate::error::Result;
+
+/// Position bits kept per slot: segments below 2^20, offsets below 2^32.
+const POS_BITS: u32 = 52;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+/// The largest segment number a position in the index can name.
+pub(crate) const MAX_INDEXED_SEGMENT: u64 = (1 << (POS_BITS - 32)) - 1;
+const INITIAL_SLOTS: usize = 1024;
+
+/// Event-id hash → record position, compact and verified by the caller.
+pub(crate) struct IdIndex {
+    /// `[hash_hi, low word, high word]`; an all-zero slot is empty (no record
+    /// sits at position 0: offset 0 of a segment is its header).
+    slots: Vec<[u32; 3]>,
+    len: usize,
+}
+
+fn split(hash: u64) -> (u32, u64) {
+    ((hash >> 32) as u32, (hash >> 20) & 0xFFF)
+}
+
+fn stored(slot: &[u32; 3]) -> u64 {
+    u64::from(slot[1]) | (u64::from(slot[2]) << 32)
+}
+
+impl Default for IdIndex {
+    fn default() -> IdIndex {
+        IdIndex::new()
+    }
+}
+
+impl IdIndex {
+    /// An empty index.
+    pub fn new() -> IdIndex {
+        IdIndex {
+            slots: vec![[0; 3]; INITIAL_SLOTS],
+            len: 0,
+        }
+    }
+
+    /// How many ids are indexed.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of heap the index holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<[u32; 3]>()
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The position of the record whose id hashes to `hash` and for which
+    /// `is_match(position)` confirms it (by reading the record's id), if any.
+    pub fn find(
+        &self,
+        hash: u64,
+        mut is_match: impl FnMut(u64) -> Result<bool>,
+    ) -> Result<Option<u64>> {
+        let (hi, tag) = split(hash);
+        let mask = self.mask();
+        let mut i = hi as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            let word = stored(slot);
+            if word == 0 {
+                return Ok(None);
+            }
+            if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
+                return Ok(Some(word & POS_MASK));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `hash → position`. The caller has made sure the id is not indexed
+    /// yet, and that `position` is nonzero with a segment number of at most
+    /// [`MAX_INDEXED_SEGMENT`].
+    pub fn insert(&mut self, hash: u64, position: u64) {
+        debug_assert!(position != 0 && position <= POS_MASK);
+        if (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.grow();
+        }
+        let (hi, tag) = split(hash);
+        self.place(hi, (position & POS_MASK) | (tag << POS_BITS));
+        self.len += 1;
+    }
+
+    fn place(&mut self, hi: u32, word: u64) {
+        let mask = self.mask();
+        let mut i = hi as usize & mask;
+        while stored(&self.slots[i]) != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = [hi, word as u32, (word >> 32) as u32];
+    }
+
+    fn grow(&mut self) {
+        let doubled = vec![[0; 3]; self.slots.len() * 2];
+        let old = std::mem::replace(&mut self.slots, doubled);
+        for slot in old.iter().filter(|s| stored(s) != 0) {
+            self.place(slot[0], stored(slot));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn finds_what_was_inserted_through_collisions_and_growth() {
+        let mut index = IdIndex::new();
+        let mut truth = HashMap::new();
+        for n in 1..20_000u64 {
+            // Many equal hashes force long probe chains and verification.
+            let hash = if n % 7 == 0 {
+                0xDEAD_BEEF_0000_0000
+            } else {
+                n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            };
+            let pos = (1 << 32) | (32 + n);
+            index.insert(hash, pos);
+            truth.insert(pos, hash);
+        }
+        for (&pos, &hash) in &truth {
+            let found = index.find(hash, |p| Ok(p == pos)).unwrap();
+            assert_eq!(found, Some(pos));
+        }
+        assert_eq!(index.find(12345, |_| Ok(true)).unwrap(), None);
+        assert_eq!(index.len(), truth.len());
+        assert!(index.heap_bytes() <= 12 * 2 * 32_768);
+    }
+}

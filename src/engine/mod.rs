@@ -1,0 +1,246 @@
+//! [`LogStore`]: the durable store, a segmented append-only log in one directory.
+//!
+//! All sessions append to one active segment file; at `segment_size` it is
+//! sealed and the next begins. The byte format is specified in
+//! `format/README.md`. The pieces, each in its own module:
+//!
+//! - `io`: every file operation, with fault injection for tests ([`FaultInjector`]);
+//! - `lock`: one writer per directory (`LOCK`, `flock`);
+//! - `segment`: reading records (sealed segments mapped, the active one by
+//!   `pread`) and the `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
+//! - `pending`: appended records not yet in a file (readable from memory);
+//! - `group_commit`: leader/follower commit, one `fdatasync` per group;
+//! - `id_index` and `sparse_index`: the compact in-memory indexes;
+//! - `recovery`, `scan`: checking and indexing the log on open, torn tails;
+//! - `readonly`: following a log another store writes;
+//! - [`inspect`]: verify, stats and salvage for the repair tool.
+
+mod append;
+mod core;
+mod group_commit;
+mod id_index;
+pub mod inspect;
+mod io;
+mod lock;
+mod mmap;
+mod options;
+mod pending;
+mod read;
+mod readonly;
+mod recovery;
+mod salvage;
+mod scan;
+mod segment;
+mod sparse_index;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, Sender};
+
+use self::core::Core;
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::query::EventQuery;
+use crate::store::{SessionStore, Watch, long_poll, validate_session_id};
+
+pub use io::FaultInjector;
+pub use options::{LogOptions, RecoveryMode, SyncPolicy};
+
+/// The durable [`SessionStore`]: every session's events in one segmented,
+/// checksummed, append-only log in a directory.
+///
+/// - Under [`SyncPolicy::Always`] (the default) an append returns only once
+///   it is on stable storage; concurrent appends share one `fdatasync`.
+/// - Opening recovers from a crash: a torn tail is cut, other damage is an
+///   error naming the file and byte offset ([`RecoveryMode`]).
+/// - One writer per directory: a second open fails with [`Error::Locked`]
+///   until the first is closed or dropped. Any number of
+///   [`open_read_only`](LogStore::open_read_only) followers may read along.
+///
+/// ```
+/// use sessionlog::{Event, EventQuery, EventType, LogStore, SessionStore};
+/// let dir = tempfile::tempdir()?;
+/// let store = LogStore::open(dir.path())?;
+/// let e = store.append_event_with_sequence(Event::new("s1", EventType::SessionCreated))?;
+/// assert_eq!(e.sequence_number, Some(1));
+/// store.close()?;
+///
+/// let store = LogStore::open(dir.path())?; // everything is still there
+/// assert_eq!(store.get_events("s1", &EventQuery::new())?, vec![e]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct LogStore {
+    // Stopped (and joined) before `core` is dropped, so the last reference
+    // to the core, and with it the directory lock, goes with the handle.
+    background: Option<Background>,
+    core: Arc<Core>,
+}
+
+impl LogStore {
+    /// Opens (creating if missing) the log in `dir` with [`LogOptions::default`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<LogStore> {
+        LogStore::open_with(dir, LogOptions::default())
+    }
+
+    /// Opens (creating if missing) the log in `dir` for appending.
+    ///
+    /// Fails with [`Error::Locked`] when the directory is open for writing
+    /// elsewhere, with [`Error::Corrupt`] on damage the recovery mode does not
+    /// repair, and with [`Error::InvalidArgument`] on out-of-range options.
+    pub fn open_with(dir: impl AsRef<Path>, opts: LogOptions) -> Result<LogStore> {
+        let core = Arc::new(Core::open_writer(dir.as_ref(), opts)?);
+        let background = match core.opts.sync {
+            SyncPolicy::Always => None,
+            SyncPolicy::Never => Some(Background::start(&core, core.opts.flush_interval, None)),
+            SyncPolicy::Interval(d) => Some(Background::start(
+                &core,
+                core.opts.flush_interval.min(d),
+                Some(d),
+            )),
+        };
+        Ok(LogStore { background, core })
+    }
+
+    /// Opens the log in `dir` to read along with its writer, with the default options.
+    ///
+    /// No lock is taken and no file is ever modified (an incomplete tail is
+    /// just not read yet). The store sees what the writer has written:
+    /// queries pick up new records, and a background refresher wakes
+    /// long-poll waiters and watchers. Appends fail with [`Error::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<LogStore> {
+        LogStore::open_read_only_with(dir, LogOptions::default())
+    }
+
+    /// [`open_read_only`](LogStore::open_read_only) with options (only
+    /// `refresh_interval` matters).
+    pub fn open_read_only_with(dir: impl AsRef<Path>, opts: LogOptions) -> Result<LogStore> {
+        let core = Arc::new(Core::open_read_only(dir.as_ref(), opts)?);
+        let every = core.opts.refresh_interval.max(Duration::from_millis(1));
+        let background = Some(Background::start(&core, every, None));
+        Ok(LogStore { background, core })
+    }
+
+    /// Writes and syncs everything appended, then releases the directory.
+    /// Dropping the store does the same, but cannot report errors.
+    pub fn close(mut self) -> Result<()> {
+        self.background.take();
+        self.core.sync_all()
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.core.dir
+    }
+
+    /// Whether the store was opened with [`open_read_only`](LogStore::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.core.commit().is_none()
+    }
+
+    /// Heap bytes held by the in-memory indexes (id index, sessions, sparse
+    /// anchors): what the store keeps per stored event.
+    pub fn index_memory_bytes(&self) -> usize {
+        self.core.state.read().heap_bytes()
+    }
+
+    /// Makes every append so far durable now (useful under
+    /// [`SyncPolicy::Never`]; a no-op for read-only stores).
+    pub fn sync(&self) -> Result<()> {
+        self.core.sync_all()
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        self.background.take();
+    }
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("dir", &self.core.dir)
+            .field("read_only", &self.is_read_only())
+            .field("sync", &self.core.opts.sync)
+            .finish()
+    }
+}
+
+impl SessionStore for LogStore {
+    fn append_event_with_sequence(&self, event: Event) -> Result<Event> {
+        let mut stored = self.core.append(vec![event])?;
+        stored
+            .pop()
+            .ok_or_else(|| Error::Failed("an append returned no event".into()))
+    }
+
+    fn append_events(&self, events: Vec<Event>) -> Result<Vec<Event>> {
+        self.core.append(events)
+    }
+
+    fn get_events(&self, session_id: &str, query: &EventQuery) -> Result<Vec<Event>> {
+        validate_session_id(session_id)?;
+        long_poll(&self.core.notifier, session_id, query, |q| {
+            self.core.refresh()?;
+            self.core.query_now(session_id, q)
+        })
+    }
+
+    fn get_latest_sequence(&self, session_id: &str) -> Result<u64> {
+        validate_session_id(session_id)?;
+        self.core.refresh()?;
+        Ok(self.core.latest(session_id))
+    }
+
+    fn watch(&self, session_id: &str) -> Option<Watch> {
+        Some(self.core.notifier.watch(session_id))
+    }
+}
+
+/// The store's helper thread: writes buffered appends (`Never`), syncs
+/// (`Interval`) or picks up a writer's new records (read-only).
+struct Background {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    /// Ticks every `every`; syncs every `sync_every` when given.
+    fn start(core: &Arc<Core>, every: Duration, sync_every: Option<Duration>) -> Background {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let core = Arc::clone(core);
+        let thread = std::thread::Builder::new()
+            .name("sessionlog-log".into())
+            .spawn(move || {
+                let mut last_sync = Instant::now();
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    // Errors surface to callers: a failed write fails the store,
+                    // a failed refresh fails the next query.
+                    let _ = core.refresh().and_then(|()| core.flush());
+                    if sync_every.is_some_and(|d| last_sync.elapsed() >= d) {
+                        let _ = core.sync_all();
+                        last_sync = Instant::now();
+                    }
+                }
+            })
+            .ok();
+        Background {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Disconnecting the channel ends the thread's wait at once.
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

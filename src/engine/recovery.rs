@@ -1,0 +1,289 @@
+//! Opening a log directory: find the segments, check and index every record,
+//! and deal with damage as the [`RecoveryMode`] says.
+//!
+//! - Segments must be numbered 1, 2, ... without holes; a missing one is an
+//!   error naming it.
+//! - Every segment but the newest is sealed: any bad header or record in it,
+//!   or an unfinished batch at its end, is an error naming file and offset.
+//! - The newest segment may end in a torn tail: an incomplete or
+//!   checksum-failing record (or an unfinished batch) after which no valid
+//!   record follows. The writer cuts it (`TolerateTail`) or refuses
+//!   (`Strict`); a read-only opener just ignores it. A bad record that *is*
+//!   followed by valid ones is damage, not a tear, and fails the open.
+//! - A record that is valid on its own but does not continue its session
+//!   (sequence gap, wrong previous-record link, repeated id) is damage.
+
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::id_index::MAX_INDEXED_SEGMENT;
+use super::io::Io;
+use super::options::RecoveryMode;
+use super::scan::{Indexer, ScanEnd, next_valid_record, scan_batches};
+use super::segment::{SegmentFile, SegmentSet, create_segment};
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::format::record::pack_position;
+use crate::format::segment::{
+    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, encode_segment_header,
+    parse_segment_file_name, segment_file_name,
+};
+
+/// What opening found: the indexed state and where the log ends.
+pub(crate) struct Recovered {
+    pub state: State,
+    pub segments: SegmentSet,
+    /// The newest segment (`None` only for a read-only open of an empty directory).
+    pub active: Option<Arc<SegmentFile>>,
+    /// File offset in `active` just past the last complete batch.
+    pub active_end: u64,
+}
+
+/// How the newest segment may be treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The writer: may cut a torn tail (per mode) and create segment 1.
+    Write(RecoveryMode),
+    /// A read-only opener: changes nothing, ignores an incomplete tail.
+    ReadOnly,
+}
+
+/// The segment numbers in `dir`, ascending, checked to be 1, 2, ... n.
+pub(crate) fn list_segments(io: &Io, dir: &Path) -> Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = io
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|name| name.to_str().and_then(parse_segment_file_name))
+        .collect();
+    numbers.sort_unstable();
+    let mut expected = 1;
+    for &n in &numbers {
+        if n != expected {
+            let missing = dir.join(segment_file_name(expected));
+            let why = format!(
+                "segment file is missing (the next one present is {})",
+                segment_file_name(n)
+            );
+            return Err(Error::corrupt(missing, 0, why));
+        }
+        expected += 1;
+    }
+    if let Some(&last) = numbers.last() {
+        if last > MAX_INDEXED_SEGMENT {
+            let why = format!("the log has more than {MAX_INDEXED_SEGMENT} segments");
+            return Err(Error::corrupt(dir.join(segment_file_name(last)), 0, why));
+        }
+    }
+    Ok(numbers)
+}
+
+/// Opens, checks and indexes the log in `dir`.
+pub(crate) fn recover(
+    io: &Io,
+    dir: &Path,
+    access: Access,
+    hasher: &impl BuildHasher,
+) -> Result<Recovered> {
+    let numbers = list_segments(io, dir)?;
+    let mut rec = Recovered {
+        state: State::default(),
+        segments: SegmentSet::new(io.clone()),
+        active: None,
+        active_end: 0,
+    };
+    let Some((&newest, sealed)) = numbers.split_last() else {
+        if let Access::Write(_) = access {
+            rec.active = Some(create_segment(io, dir, 1)?);
+            rec.active_end = SEGMENT_HEADER_LEN as u64;
+            rec.segments
+                .insert(Arc::clone(rec.active.as_ref().expect("just created")));
+        }
+        return Ok(rec);
+    };
+    for &n in sealed {
+        recover_sealed(io, dir, n, hasher, &mut rec)?;
+    }
+    recover_newest(io, dir, newest, access, hasher, &mut rec)?;
+    Ok(rec)
+}
+
+fn recover_sealed(
+    io: &Io,
+    dir: &Path,
+    n: u64,
+    hasher: &impl BuildHasher,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let path = dir.join(segment_file_name(n));
+    let file = io.open_ro(&path)?;
+    let seg = Arc::new(SegmentFile::new(n, path.clone(), file, true));
+    rec.segments.insert(Arc::clone(&seg));
+    let map = seg.mapped(io)?;
+    check_header(map, n, &path)?;
+    let end = index_bytes(
+        &map[SEGMENT_HEADER_LEN..],
+        SEGMENT_HEADER_LEN as u64,
+        n,
+        &path,
+        hasher,
+        rec,
+    )?;
+    if let Some(d) = end.damage {
+        return Err(Error::corrupt(
+            &path,
+            d.offset,
+            format!("{} (in a sealed segment)", d.reason),
+        ));
+    }
+    if end.valid_end != map.len() as u64 {
+        let why = "a batch is not finished at the end of a sealed segment";
+        return Err(Error::corrupt(&path, end.valid_end, why));
+    }
+    Ok(())
+}
+
+fn check_header(bytes: &[u8], n: u64, path: &Path) -> Result<()> {
+    match decode_segment_header(bytes) {
+        Ok(found) if found == n => Ok(()),
+        Ok(found) => Err(Error::corrupt(
+            path,
+            16,
+            format!("header names segment {found}, not {n}"),
+        )),
+        Err(e) => Err(Error::corrupt(path, 0, e.to_string())),
+    }
+}
+
+/// Indexes the records in `bytes` (file offset `base` on) of segment `n`.
+fn index_bytes(
+    bytes: &[u8],
+    base: u64,
+    n: u64,
+    path: &Path,
+    hasher: &impl BuildHasher,
+    rec: &mut Recovered,
+) -> Result<ScanEnd> {
+    let mut indexer = Indexer {
+        state: &mut rec.state,
+        hasher,
+        segments: &rec.segments,
+    };
+    scan_batches(bytes, base, |batch| {
+        indexer.apply(path, n, (base, bytes), batch)
+    })
+}
+
+fn recover_newest(
+    io: &Io,
+    dir: &Path,
+    n: u64,
+    access: Access,
+    hasher: &impl BuildHasher,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let path = dir.join(segment_file_name(n));
+    let file = match access {
+        Access::Write(_) => io.open_rw(&path)?,
+        Access::ReadOnly => io.open_ro(&path)?,
+    };
+    let bytes = io.read_from(&file, &path, 0)?;
+    let seg = Arc::new(SegmentFile::new(n, path.clone(), file, false));
+    rec.segments.insert(Arc::clone(&seg));
+    rec.active = Some(Arc::clone(&seg));
+    match decode_segment_header(&bytes) {
+        Ok(found) if found == n => {}
+        Ok(found) => {
+            return Err(Error::corrupt(
+                &path,
+                16,
+                format!("header names segment {found}, not {n}"),
+            ));
+        }
+        Err(e) => return torn_header(io, &seg, &bytes, e, access, rec),
+    }
+    let end = index_bytes(
+        &bytes[SEGMENT_HEADER_LEN..],
+        SEGMENT_HEADER_LEN as u64,
+        n,
+        &path,
+        hasher,
+        rec,
+    )?;
+    rec.active_end = end.valid_end;
+    if end.valid_end == bytes.len() as u64 {
+        return Ok(());
+    }
+    // Something follows the last complete batch: a tear, or damage.
+    if let Some(d) = &end.damage {
+        if access != Access::ReadOnly {
+            if let Some(p) = next_valid_record(&bytes, d.offset as usize + 1) {
+                let why = format!(
+                    "{}; a valid record follows at offset {p}, so this is not a torn tail",
+                    d.reason
+                );
+                return Err(Error::corrupt(&path, d.offset, why));
+            }
+        }
+    }
+    cut_torn_tail(io, &seg, end, bytes.len() as u64, access)
+}
+
+/// The newest segment's header is bad. If nothing valid follows it, the
+/// segment's creation was torn by a crash: start it afresh. Otherwise it is damage.
+fn torn_header(
+    io: &Io,
+    seg: &SegmentFile,
+    bytes: &[u8],
+    err: SegmentHeaderError,
+    access: Access,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let damaged = matches!(err, SegmentHeaderError::UnsupportedVersion(_))
+        || next_valid_record(bytes, SEGMENT_HEADER_LEN).is_some();
+    match access {
+        _ if damaged => Err(Error::corrupt(&seg.path, 0, err.to_string())),
+        Access::ReadOnly => Ok(()),
+        Access::Write(RecoveryMode::Strict) => Err(Error::corrupt(
+            &seg.path,
+            0,
+            format!("{err} (torn segment creation; strict recovery)"),
+        )),
+        Access::Write(_) => {
+            io.set_len(&seg.file, &seg.path, 0)?;
+            io.write_all_at(&seg.file, &seg.path, &encode_segment_header(seg.number), 0)?;
+            io.sync_data(&seg.file, &seg.path)?;
+            rec.active_end = SEGMENT_HEADER_LEN as u64;
+            Ok(())
+        }
+    }
+}
+
+/// Cuts the newest segment back to `end.valid_end` (the writer under
+/// `TolerateTail`/`Salvage`), refuses (`Strict`), or ignores the tail (read-only).
+fn cut_torn_tail(io: &Io, seg: &SegmentFile, end: ScanEnd, len: u64, access: Access) -> Result<()> {
+    match access {
+        Access::ReadOnly => Ok(()),
+        Access::Write(RecoveryMode::Strict) => {
+            let why = end.damage.map_or_else(
+                || "a batch is not finished (torn tail; strict recovery)".to_string(),
+                |d| format!("{} (torn tail; strict recovery)", d.reason),
+            );
+            Err(Error::corrupt(&seg.path, end.valid_end, why))
+        }
+        Access::Write(_) => {
+            debug_assert!(end.valid_end < len);
+            io.set_len(&seg.file, &seg.path, end.valid_end)?;
+            io.sync_data(&seg.file, &seg.path)
+        }
+    }
+}
+
+/// The packed position where the next record of a recovered log goes.
+pub(crate) fn end_position(rec: &Recovered) -> u64 {
+    rec.active
+        .as_ref()
+        .map_or(pack_position(1, SEGMENT_HEADER_LEN as u64), |a| {
+            pack_position(a.number, rec.active_end)
+        })
+}

@@ -1,0 +1,197 @@
+//! Walking the records of a segment's bytes, and indexing them.
+//!
+//! Shared by recovery (on open), the read-only refresher and the inspect
+//! tools. A scan decodes only the keys of each body (ids, type, timestamp),
+//! never its JSON, and hands over whole batches: the records of a batch that
+//! is not closed by its last record are never applied.
+
+use std::hash::BuildHasher;
+use std::path::Path;
+
+use super::segment::SegmentSet;
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::format::event_codec::{self, BodyKeys};
+use crate::format::record::{
+    RECORD_HEADER_LEN, RecordHeader, RecordParse, pack_position, parse_record, position_segment,
+};
+
+/// One complete, checksum-verified record found by a scan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found<'a> {
+    /// Its byte offset in the segment file.
+    pub offset: u64,
+    pub header: RecordHeader,
+    pub keys: BodyKeys<'a>,
+}
+
+/// Where and why a scan stopped before the end of the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Byte offset in the segment file of the first bad record.
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// How a scan of one segment's bytes ended.
+#[derive(Debug)]
+pub(crate) struct ScanEnd {
+    /// File offset just past the last complete batch: everything before it
+    /// was applied, everything from it on was not.
+    pub valid_end: u64,
+    /// The first bad record, if the bytes did not simply end.
+    pub damage: Option<Damage>,
+}
+
+/// What the record at the start of `bytes` is: a complete record with
+/// decodable keys, or why not (`None` reason: the bytes end inside it).
+pub(crate) fn parse_found(
+    bytes: &[u8],
+    offset: u64,
+) -> std::result::Result<Found<'_>, Option<String>> {
+    match parse_record(bytes) {
+        RecordParse::Complete(r) => match event_codec::decode_keys(r.body) {
+            Ok(keys) => Ok(Found {
+                offset,
+                header: r.header,
+                keys,
+            }),
+            Err(e) => Err(Some(format!("event body is undecodable: {e}"))),
+        },
+        RecordParse::Incomplete => Err(None),
+        RecordParse::Invalid(why) => Err(Some(why.to_string())),
+    }
+}
+
+/// Scans the records in `bytes`, which start at file offset `base`, calling
+/// `apply` with each complete batch (a single record is a batch of one).
+/// Stops at the first record that is incomplete or invalid.
+pub(crate) fn scan_batches<'a>(
+    bytes: &'a [u8],
+    base: u64,
+    mut apply: impl FnMut(&[Found<'a>]) -> Result<()>,
+) -> Result<ScanEnd> {
+    let mut at = 0usize;
+    let mut batch: Vec<Found<'a>> = Vec::new();
+    let mut valid_end = base;
+    while at < bytes.len() {
+        let offset = base + at as u64;
+        let found = match parse_found(&bytes[at..], offset) {
+            Ok(f) => f,
+            Err(why) => {
+                let reason = why.unwrap_or_else(|| "record is cut short (torn write)".into());
+                let damage = Some(Damage { offset, reason });
+                return Ok(ScanEnd { valid_end, damage });
+            }
+        };
+        at += found.header.record_len();
+        batch.push(found);
+        if !found.header.batch_continues() {
+            apply(&batch)?;
+            batch.clear();
+            valid_end = base + at as u64;
+        }
+    }
+    Ok(ScanEnd {
+        valid_end,
+        damage: None,
+    })
+}
+
+/// The offset (relative to `bytes`) of the first complete, valid record that
+/// starts at or after `from`: evidence that damage before it is not a torn
+/// tail, since a crash only ever tears the end of what was being written.
+pub(crate) fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
+        .find(|&p| parse_found(&bytes[p..], p as u64).is_ok())
+}
+
+/// Adds scanned records to the in-memory indexes, checking that each
+/// continues its session (next sequence, right previous-record link) and
+/// that no id repeats.
+pub(crate) struct Indexer<'s, H> {
+    pub state: &'s mut State,
+    pub hasher: &'s H,
+    pub segments: &'s SegmentSet,
+}
+
+impl<H: BuildHasher> Indexer<'_, H> {
+    /// Indexes the records of one batch found in segment `segment` (whose
+    /// bytes from file offset `base` on are `bytes`, for verifying id hits).
+    pub fn apply(
+        &mut self,
+        path: &Path,
+        segment: u64,
+        current: (u64, &[u8]),
+        batch: &[Found<'_>],
+    ) -> Result<()> {
+        for f in batch {
+            self.apply_one(path, segment, current, f)?;
+        }
+        Ok(())
+    }
+
+    fn apply_one(
+        &mut self,
+        path: &Path,
+        segment: u64,
+        current: (u64, &[u8]),
+        f: &Found<'_>,
+    ) -> Result<()> {
+        let pos = pack_position(segment, f.offset);
+        let st = &mut *self.state;
+        let n = st.sessions.find_or_add(f.keys.session_id);
+        let s = st.sessions.get(n);
+        if f.header.sequence != s.assigned + 1 || f.header.prev != s.assigned_last {
+            let why = format!(
+                "session {:?}: record has sequence {} (previous at {:#x}) but the session is at {} (last at {:#x})",
+                f.keys.session_id, f.header.sequence, f.header.prev, s.assigned, s.assigned_last
+            );
+            return Err(Error::corrupt(path, f.offset, why));
+        }
+        let hash = self.hasher.hash_one(f.keys.id);
+        let segments = self.segments;
+        let dup = st
+            .ids
+            .find(hash, |p| id_at(segments, segment, current, p, f.keys.id))?;
+        if dup.is_some() {
+            let why = format!("event id {:?} is stored twice", f.keys.id);
+            return Err(Error::corrupt(path, f.offset, why));
+        }
+        st.ids.insert(hash, pos);
+        let s = st.sessions.get_mut(n);
+        s.assigned = f.header.sequence;
+        s.assigned_last = pos;
+        s.visible = s.assigned;
+        s.visible_last = pos;
+        s.sparse.note(s.assigned, pos);
+        Ok(())
+    }
+}
+
+/// Whether the record at `pos` has event id `id`. Records of the segment
+/// being scanned are looked up in its bytes (`current`: base offset, bytes),
+/// earlier ones through `segments`.
+fn id_at(
+    segments: &SegmentSet,
+    segment: u64,
+    current: (u64, &[u8]),
+    pos: u64,
+    id: &str,
+) -> Result<bool> {
+    let offset = crate::format::record::position_offset(pos);
+    if position_segment(pos) == segment && offset >= current.0 {
+        let at = (offset - current.0) as usize;
+        let bytes = current.1.get(at..).unwrap_or(&[]);
+        return Ok(parse_found(bytes, offset).is_ok_and(|f| f.keys.id == id));
+    }
+    let record = segments.read_record(pos)?;
+    let keys = event_codec::decode_keys(&record[RECORD_HEADER_LEN..]).map_err(|e| {
+        Error::corrupt(
+            crate::format::segment::segment_file_name(position_segment(pos)),
+            offset,
+            e.0,
+        )
+    })?;
+    Ok(keys.id == id)
+}

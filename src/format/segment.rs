@@ -1,0 +1,147 @@
+//! Segment files: their names and their 32-byte header (format v1).
+//!
+//! A log directory holds segment files named by their segment number, 20
+//! decimal digits with leading zeros and the extension `.seg`
+//! (`00000000000000000001.seg`). Numbers start at 1 and are consecutive.
+//!
+//! Every segment starts with this header, little-endian:
+//!
+//! | offset | size | field                                   |
+//! |--------|------|-----------------------------------------|
+//! | 0      | 8    | magic `SLOGSEG\0`                       |
+//! | 8      | 4    | format version, u32 = 1                 |
+//! | 12     | 4    | header length, u32 = 32                 |
+//! | 16     | 8    | segment number, u64 (equals the file name's) |
+//! | 24     | 4    | reserved, zero                          |
+//! | 28     | 4    | CRC32 (IEEE) of bytes 0..28             |
+//!
+//! Records (see [`record`](super::record)) follow from byte 32 on.
+
+/// The first 8 bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SLOGSEG\0";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the segment header; the first record starts here.
+pub const SEGMENT_HEADER_LEN: usize = 32;
+/// The extension of segment file names.
+pub const SEGMENT_EXTENSION: &str = "seg";
+
+/// Why a segment header is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentHeaderError {
+    /// Fewer than [`SEGMENT_HEADER_LEN`] bytes (a torn creation).
+    Short(usize),
+    /// The bytes are not a sessionlog segment header (bad magic or checksum).
+    Damaged(String),
+    /// A well-formed header of a format version this code does not read.
+    UnsupportedVersion(u32),
+}
+
+impl std::fmt::Display for SegmentHeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SegmentHeaderError::Short(n) => {
+                write!(
+                    f,
+                    "segment header is incomplete ({n} of {SEGMENT_HEADER_LEN} bytes)"
+                )
+            }
+            SegmentHeaderError::Damaged(why) => write!(f, "segment header is damaged: {why}"),
+            SegmentHeaderError::UnsupportedVersion(v) => {
+                write!(
+                    f,
+                    "segment format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                )
+            }
+        }
+    }
+}
+
+/// The file name of segment `number` (`00000000000000000001.seg`).
+pub fn segment_file_name(number: u64) -> String {
+    format!("{number:020}.{SEGMENT_EXTENSION}")
+}
+
+/// The segment number a file name stands for, if it is a segment file name.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&n| n > 0)
+}
+
+/// The header of segment `number`.
+pub fn encode_segment_header(number: u64) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN];
+    h[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&number.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Checks a segment header and returns the segment number it names.
+///
+/// `bytes` is the start of the file (it may be longer than the header).
+pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, SegmentHeaderError> {
+    if bytes.len() < SEGMENT_HEADER_LEN {
+        return Err(SegmentHeaderError::Short(bytes.len()));
+    }
+    let h = &bytes[..SEGMENT_HEADER_LEN];
+    if h[0..8] != SEGMENT_MAGIC {
+        return Err(SegmentHeaderError::Damaged("bad magic".into()));
+    }
+    if crc32fast::hash(&h[0..28]) != le_u32(&h[28..32]) {
+        return Err(SegmentHeaderError::Damaged(
+            "header checksum mismatch".into(),
+        ));
+    }
+    let version = le_u32(&h[8..12]);
+    if version != FORMAT_VERSION {
+        return Err(SegmentHeaderError::UnsupportedVersion(version));
+    }
+    if le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN || le_u32(&h[24..28]) != 0 {
+        return Err(SegmentHeaderError::Damaged(
+            "bad header length or reserved field".into(),
+        ));
+    }
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&h[16..24]);
+    Ok(u64::from_le_bytes(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let h = encode_segment_header(42);
+        assert_eq!(decode_segment_header(&h), Ok(42));
+        for i in 0..SEGMENT_HEADER_LEN {
+            let mut bad = h;
+            bad[i] ^= 0x10;
+            assert!(decode_segment_header(&bad).is_err(), "flip at {i}");
+        }
+        assert_eq!(
+            decode_segment_header(&h[..5]),
+            Err(SegmentHeaderError::Short(5))
+        );
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(segment_file_name(1), "00000000000000000001.seg");
+        assert_eq!(parse_segment_file_name(&segment_file_name(987)), Some(987));
+        assert_eq!(parse_segment_file_name("00000000000000000000.seg"), None);
+        assert_eq!(parse_segment_file_name("1.seg"), None);
+        assert_eq!(parse_segment_file_name("LOCK"), None);
+    }
+}
