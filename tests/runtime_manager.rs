@@ -286,3 +286,27 @@ mod memory {
         cancelled_run_recorded_as_cancelled(memory());
     }
 }
+
+/// The same checks on the durable store: timestamps and metadata survive encoding.
+mod logstore {
+    use super::*;
+    use sessionlog::SyncPolicy::Always;
+
+    #[test]
+    fn timestamps_and_metadata() {
+        let (_dir, store) = logstore(Always);
+        adapter_timestamps_and_metadata(store);
+    }
+
+    #[test]
+    fn string_types() {
+        let (_dir, store) = logstore(Always);
+        string_types_normalised(store);
+    }
+
+    #[test]
+    fn run_once() {
+        let (_dir, store) = logstore(Always);
+        run_once_success_and_failure(store);
+    }
+}

@@ -552,3 +552,63 @@ mod memory {
         telemetry_as_values(memory());
     }
 }
+
+/// The same checks on the durable store.
+mod logstore {
+    use super::*;
+    use sessionlog::SyncPolicy::Always;
+
+    #[test]
+    fn fifo_one_slot() {
+        let (_dir, store) = logstore(Always);
+        fifo_with_one_slot(store);
+    }
+
+    #[test]
+    fn two_slots() {
+        let (_dir, store) = logstore(Always);
+        two_slots_three_runs(store);
+    }
+
+    #[test]
+    fn slots_bound() {
+        let (_dir, store) = logstore(Always);
+        never_more_than_slots(store);
+    }
+
+    #[test]
+    fn cancel_queued() {
+        let (_dir, store) = logstore(Always);
+        cancel_queued_run(store);
+    }
+
+    #[test]
+    fn cancel_in_flight() {
+        let (_dir, store) = logstore(Always);
+        cancel_in_flight_run(store);
+    }
+
+    #[test]
+    fn errors_and_panics() {
+        let (_dir, store) = logstore(Always);
+        errors_and_panics_release_slots(store);
+    }
+
+    #[test]
+    fn drain() {
+        let (_dir, store) = logstore(Always);
+        drain_and_timeouts(store);
+    }
+
+    #[test]
+    fn subscribers() {
+        let (_dir, store) = logstore(Always);
+        subscribers_see_interleaved_runs(store);
+    }
+
+    #[test]
+    fn drop_releases() {
+        let (_dir, store) = logstore(Always);
+        drop_cancels_and_releases(store);
+    }
+}

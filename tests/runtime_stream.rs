@@ -263,3 +263,51 @@ mod memory {
         zero_wait_is_polling(memory());
     }
 }
+
+/// The same checks on the durable store (group-committed, fsync on every append).
+mod logstore {
+    use super::*;
+    use sessionlog::SyncPolicy::Always;
+
+    #[test]
+    fn pagination() {
+        let (_dir, store) = logstore(Always);
+        pages_through_backlog(store);
+    }
+
+    #[test]
+    fn follows_when_polling() {
+        let (_dir, store) = logstore(Always);
+        follows_new_events(store, polling());
+    }
+
+    #[test]
+    fn follows_when_long_polling() {
+        let (_dir, store) = logstore(Always);
+        follows_new_events(store, long_poll());
+    }
+
+    #[test]
+    fn filters_when_polling() {
+        let (_dir, store) = logstore(Always);
+        filters_while_following(store, polling());
+    }
+
+    #[test]
+    fn filters_when_long_polling() {
+        let (_dir, store) = logstore(Always);
+        filters_while_following(store, long_poll());
+    }
+
+    #[test]
+    fn errors_resume_from_cursor() {
+        let (_dir, store) = logstore(Always);
+        errors_are_items_and_resume(store);
+    }
+
+    #[test]
+    fn ignored_long_poll_does_not_spin() {
+        let (_dir, store) = logstore(Always);
+        no_spin_without_long_poll(store);
+    }
+}

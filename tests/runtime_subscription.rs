@@ -409,3 +409,64 @@ mod memory {
         select_across_subscriptions(memory());
     }
 }
+
+/// The same checks on the durable store: fsync on every append where it is
+/// cheap, the OS's write-back for the checks that append tens of thousands.
+mod logstore {
+    use super::*;
+    use sessionlog::SyncPolicy::{Always, Never};
+
+    #[test]
+    fn backfill_and_live_with_four_writers() {
+        let (_dir, store) = logstore(Always);
+        backfill_then_live_under_writers(store);
+    }
+
+    #[test]
+    fn resume() {
+        let (_dir, store) = logstore(Always);
+        resume_from_cursor(store);
+    }
+
+    #[test]
+    fn filters() {
+        let (_dir, store) = logstore(Always);
+        filters_by_run_and_type(store);
+    }
+
+    #[test]
+    fn past_the_end() {
+        let (_dir, store) = logstore(Always);
+        past_the_end_waits(store);
+    }
+
+    #[test]
+    fn stalled() {
+        let (_dir, store) = logstore(Never);
+        stalled_subscriber(store);
+    }
+
+    #[test]
+    fn polling_without_watch_or_long_poll() {
+        let (_dir, store) = logstore(Never);
+        polling_fallback(store, false);
+    }
+
+    #[test]
+    fn retries() {
+        let (_dir, store) = logstore(Always);
+        errors_are_retried(store);
+    }
+
+    #[test]
+    fn idle() {
+        let (_dir, store) = logstore(Always);
+        idle_costs_nothing(store);
+    }
+
+    #[test]
+    fn unsubscribe_is_synchronous() {
+        let (_dir, store) = logstore(Always);
+        unsubscribe_releases_store(store);
+    }
+}

@@ -278,6 +278,7 @@ fn duplicate_error(e: &Error) -> Error {
             reason,
         } => Error::corrupt(file.clone(), *offset, reason.clone()),
         Error::Locked { dir } => Error::Locked { dir: dir.clone() },
+        Error::ReadOnly { dir } => Error::ReadOnly { dir: dir.clone() },
         Error::Failed(s) => Error::Failed(s.clone()),
         Error::Closed(s) => Error::Closed(s.clone()),
         Error::Encoding(s) => Error::Encoding(s.clone()),

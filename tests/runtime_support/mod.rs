@@ -296,3 +296,14 @@ pub fn run_events(store: &dyn SessionStore, session: &str, run: &str) -> Vec<Eve
 pub fn types(events: &[Event]) -> Vec<EventType> {
     events.iter().map(|e| e.event_type).collect()
 }
+
+/// A fresh `LogStore` in a temporary directory (keep the `TempDir` alive).
+pub fn logstore(sync: sessionlog::SyncPolicy) -> (tempfile::TempDir, Arc<dyn SessionStore>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = sessionlog::LogOptions {
+        sync,
+        ..sessionlog::LogOptions::default()
+    };
+    let store = sessionlog::LogStore::open_with(dir.path(), opts).expect("open LogStore");
+    (dir, Arc::new(store))
+}
