@@ -1,0 +1,192 @@
+//! Corruption: random bit flips anywhere in any file either fail the open
+//! with an error naming the file and offset, or leave a log that returns only
+//! events that were really written. Damage after opening is caught on read.
+
+mod logstore_util;
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use logstore_util::{Expected, all, copy_dir, ev, segments};
+use sessionlog::engine::inspect;
+use sessionlog::{Error, LogOptions, LogStore, SessionStore, SyncPolicy};
+
+const SESSIONS: [&str; 3] = ["a", "b", "c"];
+
+/// A log over several small segments; returns what it holds.
+fn build(dir: &Path) -> Expected {
+    let opts = LogOptions {
+        sync: SyncPolicy::Never,
+        segment_size: 4096,
+        ..LogOptions::default()
+    };
+    let store = LogStore::open_with(dir, opts).unwrap();
+    let mut expected = Expected::default();
+    for n in 0..120u64 {
+        let s = SESSIONS[(n % 3) as usize];
+        if n % 10 == 0 {
+            for e in store
+                .append_events(vec![ev(s, n, 20), ev(s, n + 1000, 5)])
+                .unwrap()
+            {
+                expected.add(&e);
+            }
+        } else {
+            expected.add(
+                &store
+                    .append_event_with_sequence(ev(s, n, (n % 50) as usize))
+                    .unwrap(),
+            );
+        }
+    }
+    store.close().unwrap();
+    expected
+}
+
+/// Flips one bit at `offset` of `path`, in place.
+fn flip(path: &Path, offset: u64, bit: u8) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 1 << bit;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+#[test]
+fn random_bit_flips_in_every_file_never_yield_a_wrong_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path());
+    let files = segments(dir.path());
+    assert!(files.len() >= 4, "several segments");
+    let (mut refused, mut opened) = (0, 0);
+    for (i, file) in files.iter().enumerate() {
+        let len = std::fs::metadata(file).unwrap().len();
+        let flips = if i + 1 == files.len() { 60 } else { 25 };
+        for _ in 0..flips {
+            let copy = tempfile::tempdir().unwrap();
+            copy_dir(dir.path(), copy.path());
+            let target = copy.path().join(file.file_name().unwrap());
+            let offset = rand::random::<u64>() % len;
+            flip(&target, offset, rand::random::<u8>() % 8);
+            match LogStore::open(copy.path()) {
+                Err(Error::Corrupt {
+                    file,
+                    offset: at,
+                    reason,
+                }) => {
+                    assert!(
+                        file.starts_with(copy.path()),
+                        "names a file of the log: {}",
+                        file.display()
+                    );
+                    assert!(at <= len && !reason.is_empty());
+                    refused += 1;
+                }
+                Err(other) => panic!(
+                    "flip at {offset} of {}: unexpected error {other}",
+                    target.display()
+                ),
+                Ok(store) => {
+                    expected.check_prefix(&store);
+                    opened += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 0 && opened > 0,
+        "refused {refused}, opened {opened}"
+    );
+}
+
+#[test]
+fn damage_in_a_sealed_segment_names_the_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let second = segments(dir.path())[1].clone();
+    let mut records = Vec::new();
+    inspect::scan(dir.path(), |r| {
+        if r.file == second {
+            records.push(r.clone())
+        }
+    })
+    .unwrap();
+    let victim = &records[records.len() / 2];
+    flip(&second, victim.offset + victim.len - 1, 3);
+    match LogStore::open(dir.path()).unwrap_err() {
+        Error::Corrupt {
+            file,
+            offset,
+            reason,
+        } => {
+            assert_eq!(file, second);
+            assert_eq!(offset, victim.offset);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    let report = inspect::verify(dir.path()).unwrap();
+    assert!(!report.is_openable());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == second && p.offset == victim.offset)
+    );
+}
+
+#[test]
+fn a_missing_segment_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let gone = segments(dir.path())[1].clone();
+    std::fs::remove_file(&gone).unwrap();
+    match LogStore::open(dir.path()).unwrap_err() {
+        Error::Corrupt { file, .. } => assert_eq!(file, gone),
+        other => panic!("{other}"),
+    }
+    assert!(LogStore::open_read_only(dir.path()).is_err());
+}
+
+#[test]
+fn damage_after_open_is_caught_on_read_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = build(dir.path());
+    let store = LogStore::open(dir.path()).unwrap();
+    // Bit rot in a sealed (mapped) segment and in the active (pread) one.
+    let files = segments(dir.path());
+    for file in [&files[0], files.last().unwrap()] {
+        let mut records = Vec::new();
+        inspect::scan(dir.path(), |r| {
+            if &r.file == file {
+                records.push(r.clone())
+            }
+        })
+        .unwrap();
+        let victim = records.last().unwrap();
+        flip(file, victim.offset + victim.len - 2, 0);
+        let err = store
+            .get_events(&victim.session_id, &Default::default())
+            .unwrap_err();
+        match err {
+            Error::Corrupt {
+                file: f, offset, ..
+            } => {
+                assert_eq!(&f, file);
+                assert_eq!(offset, victim.offset);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // Untouched sessions still read fine, and nothing wrong was ever returned.
+    for s in SESSIONS {
+        if let Ok(events) = store.get_events(s, &Default::default()) {
+            assert_eq!(events, expected.sessions[s]);
+        }
+    }
+    drop(all(&store, "nobody"));
+}

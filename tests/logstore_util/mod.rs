@@ -1,0 +1,102 @@
+//! Helpers shared by the `logstore_*` integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStore};
+
+/// An event of `session` with a readable id and a payload of about `pad` bytes.
+pub fn ev(session: &str, n: u64, pad: usize) -> Event {
+    Event::new(session, EventType::MessageSent)
+        .with_id(format!("{session}-{n}-{:08x}", rand::random::<u32>()))
+        .with_run(format!("r{}", n % 3))
+        .with_data("n", n)
+        .with_data("pad", "x".repeat(pad))
+}
+
+/// Every event of `session`, oldest first.
+pub fn all(store: &dyn SessionStore, session: &str) -> Vec<Event> {
+    store
+        .get_events(session, &EventQuery::new())
+        .expect("get_events")
+}
+
+/// The segment files of a log directory, in order.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Copies every regular file of `src` into `dst` (created).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("create copy");
+    for e in std::fs::read_dir(src).expect("read dir") {
+        let e = e.expect("entry");
+        if e.file_type().expect("type").is_file() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+/// What a test expects a log to hold: per session, the events in sequence order.
+#[derive(Default, Clone)]
+pub struct Expected {
+    pub sessions: HashMap<String, Vec<Event>>,
+}
+
+impl Expected {
+    pub fn add(&mut self, stored: &Event) {
+        let v = self.sessions.entry(stored.session_id.clone()).or_default();
+        assert_eq!(
+            stored.sequence_number,
+            Some(v.len() as u64 + 1),
+            "sequence continues"
+        );
+        v.push(stored.clone());
+    }
+
+    /// Asserts `store` holds exactly these events.
+    pub fn check(&self, store: &dyn SessionStore) {
+        for (session, events) in &self.sessions {
+            assert_eq!(&all(store, session), events, "session {session}");
+            assert_eq!(
+                store.get_latest_sequence(session).unwrap(),
+                events.len() as u64
+            );
+        }
+    }
+
+    /// Asserts every event in `store`'s sessions is one of these, each
+    /// session a prefix of what was written (nothing wrong, nothing invented).
+    pub fn check_prefix(&self, store: &dyn SessionStore) -> usize {
+        let mut total = 0;
+        for (session, events) in &self.sessions {
+            let got = all(store, session);
+            assert!(
+                got.len() <= events.len(),
+                "session {session} has more than was written"
+            );
+            assert_eq!(&got[..], &events[..got.len()], "session {session}");
+            total += got.len();
+        }
+        total
+    }
+}
+
+/// Opens a writer with small segments and the given options tweak.
+pub fn open_small(dir: &Path, segment_size: u64) -> LogStore {
+    LogStore::open_with(
+        dir,
+        LogOptions {
+            segment_size,
+            ..LogOptions::default()
+        },
+    )
+    .expect("open")
+}
