@@ -100,10 +100,10 @@ fn run_child_and_kill(dir: &Path, cycle: u32, delay: Duration) -> HashMap<String
     for line in reader.join().unwrap() {
         let parts: Vec<&str> = line.split(' ').collect();
         // A line cut by the kill is not an acknowledgement anybody saw whole.
-        if let ["ACK", id, session, seq] = parts[..] {
-            if let Ok(seq) = seq.parse() {
-                acked.insert(id.to_string(), (session.to_string(), seq));
-            }
+        if let ["ACK", id, session, seq] = parts[..]
+            && let Ok(seq) = seq.parse()
+        {
+            acked.insert(id.to_string(), (session.to_string(), seq));
         }
     }
     acked

@@ -27,11 +27,12 @@ use std::path::{Path, PathBuf};
 
 use super::io::Io;
 use super::scan::{Found, next_valid_record, parse_found};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
 use crate::format::segment::{
-    SEGMENT_HEADER_LEN, decode_segment_header, parse_segment_file_name, segment_file_name,
+    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, parse_segment_file_name,
+    segment_file_name,
 };
 
 pub use super::salvage::{LostRange, Renumbered, SalvageReport, salvage};
@@ -102,7 +103,8 @@ pub(crate) enum Visit<'a, 'b> {
 }
 
 /// Walks every segment file of `dir` in number order, record by record,
-/// skipping over damage to the next valid record. Returns the problems.
+/// skipping over damage to the next valid record. Returns the problems; a
+/// segment of an unsupported format version is an error, not a problem.
 pub(crate) fn walk(dir: &Path, mut visit: impl FnMut(Visit<'_, '_>)) -> Result<Vec<Problem>> {
     let io = Io::default();
     let mut numbers: Vec<u64> = io
@@ -126,6 +128,10 @@ pub(crate) fn walk(dir: &Path, mut visit: impl FnMut(Visit<'_, '_>)) -> Result<V
         let path = dir.join(segment_file_name(n));
         let file = io.open_ro(&path)?;
         let bytes = io.read_from(&file, &path, 0)?;
+        if let Err(e @ SegmentHeaderError::UnsupportedVersion(_)) = decode_segment_header(&bytes) {
+            // Not damage: a format this build cannot read at all.
+            return Err(Error::corrupt(&path, 8, e.to_string()));
+        }
         let newest = i + 1 == numbers.len();
         walk_segment(&path, n, &bytes, newest, &mut visit, &mut problems);
         visit(Visit::Break);

@@ -110,12 +110,12 @@ impl LogOptions {
                 self.max_event_size
             )));
         }
-        if let SyncPolicy::Interval(d) = self.sync {
-            if d.is_zero() {
-                return Err(Error::invalid(
-                    "SyncPolicy::Interval needs a nonzero interval",
-                ));
-            }
+        if let SyncPolicy::Interval(d) = self.sync
+            && d.is_zero()
+        {
+            return Err(Error::invalid(
+                "SyncPolicy::Interval needs a nonzero interval",
+            ));
         }
         Ok(())
     }

@@ -116,11 +116,11 @@ impl PendingLog {
         for chunk in self.inflight.drain(..) {
             if chunk.end() > through {
                 kept.push(chunk);
-            } else if self.spare.capacity() == 0 {
-                if let Ok(mut c) = Arc::try_unwrap(chunk) {
-                    c.bytes.clear();
-                    self.spare = c.bytes;
-                }
+            } else if self.spare.capacity() == 0
+                && let Ok(mut c) = Arc::try_unwrap(chunk)
+            {
+                c.bytes.clear();
+                self.spare = c.bytes;
             }
         }
         self.inflight = kept;

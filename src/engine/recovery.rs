@@ -57,8 +57,7 @@ pub(crate) fn list_segments(io: &Io, dir: &Path) -> Result<Vec<u64>> {
         .filter_map(|name| name.to_str().and_then(parse_segment_file_name))
         .collect();
     numbers.sort_unstable();
-    let mut expected = 1;
-    for &n in &numbers {
+    for (expected, &n) in (1..).zip(&numbers) {
         if n != expected {
             let missing = dir.join(segment_file_name(expected));
             let why = format!(
@@ -67,13 +66,12 @@ pub(crate) fn list_segments(io: &Io, dir: &Path) -> Result<Vec<u64>> {
             );
             return Err(Error::corrupt(missing, 0, why));
         }
-        expected += 1;
     }
-    if let Some(&last) = numbers.last() {
-        if last > MAX_INDEXED_SEGMENT {
-            let why = format!("the log has more than {MAX_INDEXED_SEGMENT} segments");
-            return Err(Error::corrupt(dir.join(segment_file_name(last)), 0, why));
-        }
+    if let Some(&last) = numbers.last()
+        && last > MAX_INDEXED_SEGMENT
+    {
+        let why = format!("the log has more than {MAX_INDEXED_SEGMENT} segments");
+        return Err(Error::corrupt(dir.join(segment_file_name(last)), 0, why));
     }
     Ok(numbers)
 }
@@ -215,16 +213,15 @@ fn recover_newest(
         return Ok(());
     }
     // Something follows the last complete batch: a tear, or damage.
-    if let Some(d) = &end.damage {
-        if access != Access::ReadOnly {
-            if let Some(p) = next_valid_record(&bytes, d.offset as usize + 1) {
-                let why = format!(
-                    "{}; a valid record follows at offset {p}, so this is not a torn tail",
-                    d.reason
-                );
-                return Err(Error::corrupt(&path, d.offset, why));
-            }
-        }
+    if let Some(d) = &end.damage
+        && access != Access::ReadOnly
+        && let Some(p) = next_valid_record(&bytes, d.offset as usize + 1)
+    {
+        let why = format!(
+            "{}; a valid record follows at offset {p}, so this is not a torn tail",
+            d.reason
+        );
+        return Err(Error::corrupt(&path, d.offset, why));
     }
     cut_torn_tail(io, &seg, end, bytes.len() as u64, access)
 }

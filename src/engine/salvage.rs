@@ -93,10 +93,11 @@ pub fn salvage(src: impl AsRef<Path>, dst: impl AsRef<Path>) -> Result<SalvageRe
     let mut undecodable = Vec::new();
     let mut failure: Option<Error> = None;
     let mut copy = |batch: &mut Vec<(Event, u64)>, report: &mut SalvageReport| {
-        if failure.is_none() && !batch.is_empty() {
-            if let Err(e) = copy_batch(&store, batch, &mut sessions, report) {
-                failure = Some(e);
-            }
+        if failure.is_none()
+            && !batch.is_empty()
+            && let Err(e) = copy_batch(&store, batch, &mut sessions, report)
+        {
+            failure = Some(e);
         }
         batch.clear();
     };
