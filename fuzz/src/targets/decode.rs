@@ -1,0 +1,74 @@
+//! Target `decode`: the format's byte decoders on arbitrary bytes.
+//!
+//! Decoding never panics; whatever decodes must re-encode to something that
+//! decodes to the same value, and a record that passes its checksum must be
+//! exactly the bytes the encoder would write for its fields (the format has
+//! one encoding per record).
+
+use sessionlog::format::event_codec::{decode, decode_keys, encode, encoded_len};
+use sessionlog::format::record::{RecordParse, encode_record_into, parse_header, parse_record, record_checksum};
+use sessionlog::format::segment::{decode_segment_header, encode_segment_header};
+
+/// The target's body.
+pub fn run(data: &[u8]) {
+    check_body(data);
+    check_records(data);
+    check_wrapped(data);
+    check_segment_header(data);
+}
+
+/// `data` as an event body.
+fn check_body(data: &[u8]) {
+    let Ok(event) = decode(data, 1) else {
+        return;
+    };
+    let keys = decode_keys(data).expect("a body that decodes has decodable keys");
+    assert_eq!(keys.id, event.id);
+    assert_eq!(keys.session_id, event.session_id);
+    assert_eq!(keys.run_id, event.run_id.as_deref());
+    assert_eq!(keys.event_type, event.event_type);
+    let again = encode(&event);
+    assert_eq!(again.len(), encoded_len(&event), "encoded_len is exact");
+    assert_eq!(decode(&again, 1).expect("re-encoded body decodes"), event);
+}
+
+/// `data` as a run of records, read the way a segment scan reads them.
+fn check_records(data: &[u8]) {
+    let _ = parse_header(data);
+    let mut pos = 0;
+    while let RecordParse::Complete(r) = parse_record(&data[pos..]) {
+        let len = r.header.record_len();
+        let bytes = &data[pos..pos + len];
+        assert_eq!(record_checksum(bytes), r.header.crc, "a complete record's checksum matches");
+        let mut canonical = Vec::new();
+        encode_record_into(&mut canonical, r.body, r.header.flags, r.header.sequence, r.header.prev);
+        assert_eq!(canonical, bytes, "one encoding per record");
+        check_body(r.body);
+        pos += len;
+    }
+}
+
+/// `data` as the body of a freshly encoded record: it must parse back whole.
+fn check_wrapped(data: &[u8]) {
+    let seq = 1 + u64::from(data.first().copied().unwrap_or(0));
+    let prev = if seq == 1 { 0 } else { 32 };
+    let mut out = Vec::new();
+    encode_record_into(&mut out, data, 0, seq, prev);
+    match parse_record(&out) {
+        RecordParse::Complete(r) => {
+            assert_eq!(r.body, data);
+            assert_eq!((r.header.sequence, r.header.prev), (seq, prev));
+        }
+        other => panic!("a fresh record does not parse: {other:?}"),
+    }
+    for cut in [0, out.len() / 2, out.len() - 1] {
+        assert!(matches!(parse_record(&out[..cut]), RecordParse::Incomplete), "cut at {cut}");
+    }
+}
+
+/// `data` as the start of a segment file.
+fn check_segment_header(data: &[u8]) {
+    if let Ok(number) = decode_segment_header(data) {
+        assert_eq!(&data[..32], &encode_segment_header(number), "one encoding per header");
+    }
+}
