@@ -1,0 +1,222 @@
+//! `sessionlog recover DIR [--salvage OUT]`: repair in place what opening
+//! repairs (a torn tail), and optionally copy every valid record into a new,
+//! clean log, reporting what was lost.
+//!
+//! The in-place repair is exactly the engine's recovery on open
+//! (`RecoveryMode::TolerateTail`): the tool opens the log for writing, which
+//! takes the writer lock and cuts the torn tail, and closes it. What was cut
+//! is found by comparing `inspect::verify` and the file sizes before and
+//! after. Damage beyond a torn tail is never "repaired" by deleting: the
+//! original stays as it is and `--salvage` makes a clean copy.
+
+use std::path::Path;
+
+use sessionlog::LogStore;
+use sessionlog::engine::inspect::{self, SalvageReport, VerifyReport};
+
+use crate::error::{CliError, CliResult, EXIT_FINDINGS};
+use crate::logdir::{SegmentFile, lock_dir, require_log_dir, segment_files};
+use crate::output::{Out, count};
+use crate::progress::Progress;
+
+/// Runs `recover`: exit 0 when the log is clean afterwards (or salvaged),
+/// 1 when damage remains that was not salvaged.
+pub fn run(dir: &Path, salvage: Option<&Path>) -> CliResult<u8> {
+    require_log_dir(dir)?;
+    if let Some(out) = salvage {
+        require_new_dir(out)?;
+    }
+    let before = {
+        let _spinner = Progress::spinner("checking the log");
+        inspect::verify(dir)?
+    };
+    let mut out = Out::new();
+    let code = if before.is_openable() {
+        repair_tail(dir, &before, salvage, &mut out)?
+    } else {
+        damaged(dir, &before, salvage, &mut out)?
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// The salvage target must be new: missing, or an empty directory.
+fn require_new_dir(out: &Path) -> CliResult<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::new(format!(
+            "salvage target {} is not a directory",
+            out.display()
+        )));
+    }
+    let entries = match std::fs::read_dir(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CliError::new(format!(
+                "cannot read salvage target {}: {e}",
+                out.display()
+            )));
+        }
+        Ok(entries) => entries,
+    };
+    if entries.count() > 0 {
+        return Err(CliError::new(format!(
+            "salvage target {} is not empty; choose a new directory",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The log opens (clean or a torn tail): open and close it to cut the
+/// tail, salvaging while the lock is held if asked.
+fn repair_tail(
+    dir: &Path,
+    before: &VerifyReport,
+    salvage: Option<&Path>,
+    out: &mut Out,
+) -> CliResult<u8> {
+    let sizes_before = segment_files(dir)?;
+    let store = LogStore::open(dir)?;
+    let salvaged = match salvage {
+        Some(target) => Some(run_salvage(dir, target)?),
+        None => None,
+    };
+    store.close()?;
+    report_cut(dir, before, &sizes_before, out)?;
+    let after = inspect::verify(dir)?;
+    let code = report_after(dir, &after, out)?;
+    if let (Some(target), Some(report)) = (salvage, salvaged) {
+        report_salvage(target, &report, out)?;
+    }
+    Ok(code)
+}
+
+/// Damage beyond a torn tail: nothing is changed in place; with a target,
+/// every valid record is copied out under the writer lock.
+fn damaged(
+    dir: &Path,
+    before: &VerifyReport,
+    salvage: Option<&Path>,
+    out: &mut Out,
+) -> CliResult<u8> {
+    out.line(&format!(
+        "{} has damage that opening does not repair:",
+        dir.display()
+    ))?;
+    for p in &before.problems {
+        out.line(&format!("  {p}"))?;
+    }
+    let Some(target) = salvage else {
+        out.line("nothing was changed. `sessionlog recover DIR --salvage OUT` copies every valid record into a new log OUT and reports what was lost")?;
+        return Ok(EXIT_FINDINGS);
+    };
+    let report = {
+        let _lock = lock_dir(dir)?;
+        run_salvage(dir, target)?
+    };
+    report_salvage(target, &report, out)?;
+    out.line(&format!(
+        "the original log in {} is unchanged; once you have checked {}, put it in its place \
+         (or open the original with RecoveryMode::Salvage, which does that swap and keeps the damaged files in a damaged-N subdirectory)",
+        dir.display(),
+        target.display()
+    ))?;
+    Ok(0)
+}
+
+fn run_salvage(dir: &Path, target: &Path) -> CliResult<SalvageReport> {
+    let _spinner = Progress::spinner("salvaging valid records");
+    Ok(inspect::salvage(dir, target)?)
+}
+
+/// Says which torn tails were found and how many bytes opening cut.
+fn report_cut(
+    dir: &Path,
+    before: &VerifyReport,
+    sizes_before: &[SegmentFile],
+    out: &mut Out,
+) -> CliResult<()> {
+    if before.problems.is_empty() {
+        return out.line(&format!("{} had nothing to repair", dir.display()));
+    }
+    for p in &before.problems {
+        out.line(&format!("torn tail: {p}"))?;
+    }
+    let sizes_after = segment_files(dir)?;
+    for old in sizes_before {
+        let now = sizes_after
+            .iter()
+            .find(|s| s.number == old.number)
+            .map_or(0, |s| s.size);
+        if now < old.size {
+            out.line(&format!(
+                "cut {} bytes from {} (it now ends at byte offset {now})",
+                old.size - now,
+                old.path.display()
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn report_after(dir: &Path, after: &VerifyReport, out: &mut Out) -> CliResult<u8> {
+    if after.problems.is_empty() {
+        out.line(&format!(
+            "ok: {} is clean ({} in {})",
+            dir.display(),
+            count(after.records, "record"),
+            count(after.segments, "segment")
+        ))?;
+        return Ok(0);
+    }
+    out.line(&format!(
+        "{} still has {} problem(s):",
+        dir.display(),
+        after.problems.len()
+    ))?;
+    for p in &after.problems {
+        out.line(&format!("  {p}"))?;
+    }
+    Ok(EXIT_FINDINGS)
+}
+
+fn report_salvage(target: &Path, r: &SalvageReport, out: &mut Out) -> CliResult<()> {
+    out.line(&format!(
+        "salvaged {} events into {}",
+        r.copied,
+        target.display()
+    ))?;
+    if r.duplicates > 0 {
+        out.line(&format!(
+            "skipped {} records whose event id was already copied",
+            r.duplicates
+        ))?;
+    }
+    if r.lost.is_empty() {
+        out.line("lost: nothing detectable (records after a session's last valid record cannot be detected)")?;
+    } else {
+        out.line("lost (original sequence numbers no valid record holds any more):")?;
+        for l in &r.lost {
+            out.line(&format!(
+                "  session {:?}: sequences {}",
+                l.session_id,
+                range_text(l.first, l.last)
+            ))?;
+        }
+    }
+    for n in &r.renumbered {
+        out.line(&format!(
+            "renumbered: session {:?}: original sequence {} is now {}, and its later events shift the same way",
+            n.session_id, n.original, n.now
+        ))?;
+    }
+    Ok(())
+}
+
+fn range_text(first: u64, last: u64) -> String {
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}-{last}")
+    }
+}

@@ -1,0 +1,226 @@
+//! `sessionlog stats DIR`: what a log holds, per segment and per session.
+//!
+//! Built on `engine::inspect::stats`, which walks the files without the
+//! writer lock and without modifying anything (like `open_read_only`, but it
+//! also copes with a damaged log, which is when an operator wants numbers).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sessionlog::engine::inspect::{self, Problem, SegmentStats, SessionStats};
+
+use crate::error::CliResult;
+use crate::logdir::{SegmentFile, require_log_dir, segment_files};
+use crate::output::Out;
+use crate::progress::Progress;
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct Report {
+    dir: PathBuf,
+    /// The format version in the segment headers (`null` if none is readable).
+    format_version: Option<u32>,
+    segment_count: usize,
+    total_events: u64,
+    /// Bytes of all segment files.
+    total_bytes: u64,
+    /// Bytes of the valid records (headers and bodies).
+    record_bytes: u64,
+    session_count: usize,
+    segments: Vec<SegmentReport>,
+    /// Only with `--sessions`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions: Option<Vec<SessionReport>>,
+    problems: Vec<ProblemReport>,
+}
+
+#[derive(Serialize)]
+struct SegmentReport {
+    file: PathBuf,
+    segment: u64,
+    size_bytes: u64,
+    format_version: Option<u32>,
+    events: u64,
+    record_bytes: u64,
+    first: Option<Position>,
+    last: Option<Position>,
+}
+
+#[derive(Serialize)]
+struct Position {
+    session_id: String,
+    sequence: u64,
+}
+
+#[derive(Serialize)]
+struct SessionReport {
+    session_id: String,
+    latest_sequence: u64,
+    events: u64,
+}
+
+/// A problem as JSON (shared with `verify`).
+#[derive(Serialize)]
+pub struct ProblemReport {
+    file: PathBuf,
+    offset: u64,
+    reason: String,
+    torn_tail: bool,
+}
+
+impl From<&Problem> for ProblemReport {
+    fn from(p: &Problem) -> ProblemReport {
+        ProblemReport {
+            file: p.file.clone(),
+            offset: p.offset,
+            reason: p.reason.clone(),
+            torn_tail: p.torn_tail,
+        }
+    }
+}
+
+/// Runs `stats`.
+pub fn run(dir: &Path, with_sessions: bool, json: bool) -> CliResult<u8> {
+    require_log_dir(dir)?;
+    let files = segment_files(dir)?;
+    let stats = {
+        let _spinner = Progress::spinner("reading the log");
+        inspect::stats(dir)?
+    };
+    let report = build(dir, &files, &stats, with_sessions);
+    let mut out = Out::new();
+    if json {
+        out.json(&report)?;
+    } else {
+        print_text(&mut out, &report)?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn build(dir: &Path, files: &[SegmentFile], stats: &inspect::Stats, with_sessions: bool) -> Report {
+    let segments: Vec<SegmentReport> = stats
+        .segments
+        .iter()
+        .map(|s| segment_report(s, files))
+        .collect();
+    let format_version = segments.iter().find_map(|s| s.format_version);
+    Report {
+        dir: dir.to_path_buf(),
+        format_version,
+        segment_count: segments.len(),
+        total_events: stats.segments.iter().map(|s| s.records).sum(),
+        total_bytes: files.iter().map(|f| f.size).sum(),
+        record_bytes: stats.segments.iter().map(|s| s.record_bytes).sum(),
+        session_count: stats.sessions.len(),
+        segments,
+        sessions: with_sessions.then(|| stats.sessions.iter().map(session_report).collect()),
+        problems: stats.problems.iter().map(ProblemReport::from).collect(),
+    }
+}
+
+fn segment_report(s: &SegmentStats, files: &[SegmentFile]) -> SegmentReport {
+    let position = |p: &Option<(String, u64)>| {
+        p.as_ref().map(|(session_id, sequence)| Position {
+            session_id: session_id.clone(),
+            sequence: *sequence,
+        })
+    };
+    SegmentReport {
+        file: s.file.clone(),
+        segment: s.segment,
+        size_bytes: files
+            .iter()
+            .find(|f| f.number == s.segment)
+            .map_or(0, |f| f.size),
+        format_version: read_format_version(&s.file),
+        events: s.records,
+        record_bytes: s.record_bytes,
+        first: position(&s.first),
+        last: position(&s.last),
+    }
+}
+
+fn session_report(s: &SessionStats) -> SessionReport {
+    SessionReport {
+        session_id: s.session_id.clone(),
+        latest_sequence: s.latest_sequence,
+        events: s.events,
+    }
+}
+
+/// The format version field of a segment header: a little-endian u32 at
+/// byte 8, after the 8-byte magic (`format/README.md`). `None` when the
+/// file is too short or does not start with the magic.
+fn read_format_version(path: &Path) -> Option<u32> {
+    use sessionlog::format::segment::SEGMENT_MAGIC;
+    let mut head = [0u8; 12];
+    File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if head[..8] != SEGMENT_MAGIC {
+        return None;
+    }
+    Some(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))
+}
+
+fn print_text(out: &mut Out, r: &Report) -> CliResult<()> {
+    out.line(&format!("log directory   {}", r.dir.display()))?;
+    let version = r
+        .format_version
+        .map_or_else(|| "unknown".to_string(), |v| v.to_string());
+    out.line(&format!("format version  {version}"))?;
+    out.line(&format!("segments        {}", r.segment_count))?;
+    out.line(&format!("sessions        {}", r.session_count))?;
+    out.line(&format!("events          {}", r.total_events))?;
+    out.line(&format!(
+        "bytes           {} on disk, {} in valid records",
+        r.total_bytes, r.record_bytes
+    ))?;
+    out.line("")?;
+    out.line(&format!(
+        "{:<26} {:>12} {:>9}  {:<28} {}",
+        "SEGMENT", "BYTES", "EVENTS", "FIRST (session:seq)", "LAST (session:seq)"
+    ))?;
+    for s in &r.segments {
+        let name = s.file.file_name().map_or_else(
+            || s.file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        out.line(&format!(
+            "{name:<26} {:>12} {:>9}  {:<28} {}",
+            s.size_bytes,
+            s.events,
+            position_text(&s.first),
+            position_text(&s.last)
+        ))?;
+    }
+    if let Some(sessions) = &r.sessions {
+        out.line("")?;
+        out.line(&format!(
+            "{:<40} {:>16} {:>9}",
+            "SESSION", "LATEST SEQUENCE", "EVENTS"
+        ))?;
+        for s in sessions {
+            out.line(&format!(
+                "{:<40} {:>16} {:>9}",
+                s.session_id, s.latest_sequence, s.events
+            ))?;
+        }
+    }
+    if !r.problems.is_empty() {
+        out.line("")?;
+        out.line(&format!(
+            "{} problem(s) found; run `sessionlog verify` for the full check",
+            r.problems.len()
+        ))?;
+    }
+    Ok(())
+}
+
+fn position_text(p: &Option<Position>) -> String {
+    p.as_ref().map_or_else(
+        || "-".to_string(),
+        |p| format!("{}:{}", p.session_id, p.sequence),
+    )
+}

@@ -1,0 +1,141 @@
+//! Checking the DIR argument before any command touches it, so that a
+//! missing path, a file or a directory that holds no log gets a clear
+//! message instead of a low-level I/O error (or, for writers, a new log
+//! created somewhere by mistake).
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use sessionlog::format::segment::{parse_segment_file_name, segment_file_name};
+
+use crate::error::{CliError, CliResult};
+
+/// The name of the writer lock file in a log directory (see the engine's
+/// `lock` module; the lock protocol is an exclusive `flock` on it).
+const LOCK_FILE_NAME: &str = "LOCK";
+
+/// One segment file of a log directory.
+#[derive(Clone, Debug)]
+pub struct SegmentFile {
+    /// Its number (from the file name).
+    pub number: u64,
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Checks that `dir` exists, is a directory and holds a log (at least one
+/// segment file).
+pub fn require_log_dir(dir: &Path) -> CliResult<()> {
+    require_dir(dir)?;
+    if segment_files(dir)?.is_empty() {
+        return Err(CliError::new(format!(
+            "{} is not a sessionlog log directory: it holds no segment files (like {})",
+            dir.display(),
+            segment_file_name(1)
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `dir` can receive events: it is missing (a new log is
+/// created), empty, or already a log directory.
+pub fn require_import_target(dir: &Path) -> CliResult<()> {
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        _ => require_dir(dir)?,
+    }
+    let names = list(dir)?;
+    let is_log = names
+        .iter()
+        .any(|n| n == LOCK_FILE_NAME || parse_segment_file_name(n).is_some());
+    if names.is_empty() || is_log {
+        Ok(())
+    } else {
+        Err(CliError::new(format!(
+            "{} is neither empty nor a sessionlog log directory; choose a new or existing log directory",
+            dir.display()
+        )))
+    }
+}
+
+/// Checks that `dir` is a directory, with a message for each way it is not.
+pub fn require_dir(dir: &Path) -> CliResult<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(CliError::new(format!(
+            "{} is not a directory",
+            dir.display()
+        ))),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(CliError::new(format!(
+            "no such directory: {}",
+            dir.display()
+        ))),
+        Err(e) => Err(CliError::new(format!("cannot read {}: {e}", dir.display()))),
+    }
+}
+
+/// The segment files of `dir`, by number.
+pub fn segment_files(dir: &Path) -> CliResult<Vec<SegmentFile>> {
+    let mut segments = Vec::new();
+    for name in list(dir)? {
+        let Some(number) = parse_segment_file_name(&name) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let size = fs::metadata(&path)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        segments.push(SegmentFile { number, path, size });
+    }
+    segments.sort_by_key(|s| s.number);
+    Ok(segments)
+}
+
+/// The file names in `dir` (names that are not UTF-8 are no segment files).
+fn list(dir: &Path) -> CliResult<Vec<String>> {
+    let entries = fs::read_dir(dir)
+        .map_err(|e| CliError::new(format!("cannot list {}: {e}", dir.display())))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| CliError::new(format!("cannot list {}: {e}", dir.display())))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// The writer lock of a log directory, held by the tool itself while it
+/// reads a log it cannot open as a store (a salvage of a damaged log), so
+/// that no writer appends meanwhile. Released when dropped.
+pub struct HeldLock {
+    _file: File,
+}
+
+/// Takes the writer lock of `dir` the way `LogStore::open` does, or fails
+/// with a clear message when a store (in any process) holds it.
+pub fn lock_dir(dir: &Path) -> CliResult<HeldLock> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(HeldLock { _file: file }),
+        Err(TryLockError::WouldBlock) => Err(sessionlog::Error::Locked {
+            dir: dir.to_path_buf(),
+        }
+        .into()),
+        Err(TryLockError::Error(e)) => Err(CliError::new(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
