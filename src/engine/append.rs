@@ -6,6 +6,7 @@
 //! after the checks can fail); on disk, every record but the last carries the
 //! "batch continues" flag, so recovery drops a batch a crash cut short.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
@@ -27,16 +28,24 @@ use crate::time;
 /// A batch's records may not add up to more than this (keeps offsets < 2^32).
 const MAX_BATCH_BYTES: u64 = 2 << 30;
 
-/// A validated batch with its encoded bodies and id hashes.
-struct Prepared {
-    events: Vec<Event>,
-    /// Every body, back to back; body `i` ends at `ends[i]`.
-    bodies: Vec<u8>,
-    ends: Vec<usize>,
-    hashes: Vec<u64>,
+thread_local! {
+    /// Each appending thread encodes its bodies into the same buffer, so a
+    /// steady stream of appends allocates nothing for encoding.
+    static ENCODE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+/// An encode buffer grown past this is not kept for the next append.
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// A validated batch: its events, their bodies back to back (body `i` ends
+/// at `ends[i]`) and their id hashes.
+struct Prepared<'a> {
+    events: &'a [Event],
+    bodies: &'a [u8],
+    ends: &'a [usize],
+    hashes: &'a [u64],
 }
 
-impl Prepared {
+impl Prepared<'_> {
     fn body(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.bodies[start..self.ends[i]]
@@ -83,47 +92,48 @@ fn validate(event: &Event, body_len: usize, max: usize) -> Result<()> {
 }
 
 impl Core {
-    /// Appends a batch atomically; one stored event per input.
-    pub fn append(&self, events: Vec<Event>) -> Result<Vec<Event>> {
-        let Some(commit) = self.commit() else {
-            return Err(Error::ReadOnly {
-                dir: self.dir.clone(),
-            });
-        };
-        let prepared = self.prepare(events)?;
-        let (outcomes, target, wake, buffered) = {
-            let mut st = self.state.write();
-            self.assign(&mut st, &prepared, commit.durable())?
-        };
-        self.wake(&wake);
-        if self.opts.sync == SyncPolicy::Always {
-            if target > commit.durable() {
-                let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
-                self.wake(&wake);
-            }
-        } else if buffered >= self.opts.write_buffer_size {
-            self.flush()?;
+    /// Appends one event (the common case, without per-append allocations).
+    pub fn append_one(&self, mut event: Event) -> Result<Event> {
+        let mut buf = ENCODE_BUFFER.take();
+        buf.clear();
+        let encoded = self.encode(&event, &mut buf);
+        let outcome = encoded.and_then(|hash| {
+            let p = Prepared {
+                events: std::slice::from_ref(&event),
+                bodies: &buf,
+                ends: &[buf.len()],
+                hashes: &[hash],
+            };
+            let mut outcomes = [Outcome::New(0)];
+            self.store(&p, &mut outcomes).map(|()| outcomes[0])
+        });
+        if buf.capacity() <= KEEP_BUFFER {
+            ENCODE_BUFFER.set(buf);
         }
-        self.results(prepared.events, &outcomes)
+        match outcome? {
+            Outcome::New(seq) => {
+                event.sequence_number = Some(seq);
+                Ok(event)
+            }
+            Outcome::Stored(pos) => self.read_event(pos),
+            Outcome::Repeat(_) => unreachable!("a single event repeats nothing"),
+        }
     }
 
-    /// Validates and encodes the batch, outside any lock.
-    fn prepare(&self, events: Vec<Event>) -> Result<Prepared> {
+    /// Appends a batch atomically; one stored event per input.
+    pub fn append(&self, events: Vec<Event>) -> Result<Vec<Event>> {
         let mut bodies = Vec::with_capacity(events.len() * 256);
         let mut ends = Vec::with_capacity(events.len());
         let mut hashes = Vec::with_capacity(events.len());
         for event in &events {
-            let start = bodies.len();
-            event_codec::encode_into(event, &mut bodies);
-            validate(event, bodies.len() - start, self.opts.max_event_size)?;
+            hashes.push(self.encode(event, &mut bodies)?);
             ends.push(bodies.len());
-            hashes.push(self.hasher.hash_one(event.id.as_str()));
         }
         let p = Prepared {
-            events,
-            bodies,
-            ends,
-            hashes,
+            events: &events,
+            bodies: &bodies,
+            ends: &ends,
+            hashes: &hashes,
         };
         if p.record_bytes() > MAX_BATCH_BYTES {
             let why = format!(
@@ -132,49 +142,103 @@ impl Core {
             );
             return Err(Error::invalid(why));
         }
-        Ok(p)
+        let mut outcomes = vec![Outcome::New(0); events.len()];
+        self.store(&p, &mut outcomes)?;
+        self.results(events, &outcomes)
+    }
+
+    /// Validates `event` and encodes its body onto `out` (outside any lock);
+    /// returns the hash of its id.
+    fn encode(&self, event: &Event, out: &mut Vec<u8>) -> Result<u64> {
+        let start = out.len();
+        event_codec::encode_into(event, out);
+        validate(event, out.len() - start, self.opts.max_event_size)?;
+        Ok(self.hasher.hash_one(event.id.as_str()))
+    }
+
+    /// Under `Never`/`Interval`: the buffer reached `write_buffer_size`. The
+    /// background thread writes it; only when it falls far behind does the
+    /// appender write itself, so the buffer stays bounded.
+    fn buffer_filled(&self, buffered: usize) -> Result<()> {
+        if buffered >= self.opts.write_buffer_size.saturating_mul(4) {
+            return self.flush();
+        }
+        if let Some(kick) = &self.flush_kick {
+            // A full channel already holds a pending kick.
+            let _ = kick.0.try_send(());
+        }
+        Ok(())
+    }
+
+    /// Stores a prepared batch: assigns under the state lock, then waits for
+    /// the group commit (`Always`) or lets the buffer be written (otherwise).
+    fn store(&self, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Result<()> {
+        let Some(commit) = self.commit() else {
+            return Err(Error::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        };
+        let (target, wake, buffered) = {
+            let mut st = self.state.write();
+            self.assign(&mut st, p, outcomes, commit.durable())?
+        };
+        self.wake(&wake);
+        if self.opts.sync == SyncPolicy::Always {
+            if target > commit.durable() {
+                let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
+                self.wake(&wake);
+            }
+        } else if buffered >= self.opts.write_buffer_size {
+            self.buffer_filled(buffered)?;
+        }
+        Ok(())
     }
 
     /// Under the state lock: finds duplicates, then stores the new events.
-    /// Returns the outcomes, the log position the caller must see durable,
-    /// the sessions to wake now, and the bytes buffered so far.
+    /// Fills `outcomes`; returns the log position the caller must see
+    /// durable, the sessions to wake now, and the bytes buffered so far.
     fn assign(
         &self,
         st: &mut State,
-        p: &Prepared,
+        p: &Prepared<'_>,
+        outcomes: &mut [Outcome],
         durable: u64,
-    ) -> Result<(Vec<Outcome>, u64, Wake, usize)> {
+    ) -> Result<(u64, Wake, usize)> {
         if let Some(why) = &st.failed {
             return Err(Error::Failed(why.clone()));
         }
-        let mut outcomes = self.find_duplicates(st, p)?;
+        self.find_duplicates(st, p, outcomes)?;
         let mut target = 0;
         if outcomes
             .iter()
-            .any(|o| matches!(o, Outcome::Stored(pos) if *pos >= durable))
+            .any(|o| matches!(*o, Outcome::Stored(pos) if pos >= durable))
         {
             target = st.pending.next();
         }
         let wake = if outcomes.iter().any(|o| matches!(o, Outcome::New(_))) {
             self.make_room(st, p.record_bytes())?;
-            let wake = self.store_new(st, p, &mut outcomes);
+            let wake = self.store_new(st, p, outcomes);
             target = st.pending.next();
             wake
         } else {
             Wake::new()
         };
-        Ok((outcomes, target, wake, st.pending.open_bytes()))
+        Ok((target, wake, st.pending.open_bytes()))
     }
 
     /// Classifies every event: already stored, a repeat within the batch, or new.
-    fn find_duplicates(&self, st: &State, p: &Prepared) -> Result<Vec<Outcome>> {
-        let mut outcomes = Vec::with_capacity(p.events.len());
+    fn find_duplicates(
+        &self,
+        st: &State,
+        p: &Prepared<'_>,
+        outcomes: &mut [Outcome],
+    ) -> Result<()> {
         let mut first_of: HashMap<&str, usize> = HashMap::new();
         for (i, event) in p.events.iter().enumerate() {
             let found = st
                 .ids
                 .find(p.hashes[i], |pos| self.id_matches(st, pos, &event.id))?;
-            let outcome = match found {
+            outcomes[i] = match found {
                 Some(pos) => Outcome::Stored(pos),
                 None if p.events.len() == 1 => Outcome::New(0),
                 None => match first_of.get(event.id.as_str()) {
@@ -185,9 +249,8 @@ impl Core {
                     }
                 },
             };
-            outcomes.push(outcome);
         }
-        Ok(outcomes)
+        Ok(())
     }
 
     /// Whether the record at `pos` (pending or in a file) has event id `id`.
@@ -225,7 +288,7 @@ impl Core {
 
     /// Encodes every new event's record into the pending log and indexes it.
     /// Nothing here can fail: all checks happened before.
-    fn store_new(&self, st: &mut State, p: &Prepared, outcomes: &mut [Outcome]) -> Wake {
+    fn store_new(&self, st: &mut State, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Wake {
         let always = self.opts.sync == SyncPolicy::Always;
         let last_new = outcomes.iter().rposition(|o| matches!(o, Outcome::New(_)));
         let mut wake = Wake::new();
@@ -252,7 +315,10 @@ impl Core {
             } else {
                 s.visible = seq;
                 s.visible_last = pos;
-                wake.push((std::sync::Arc::clone(&s.name), seq));
+                match wake.last_mut() {
+                    Some(last) if std::sync::Arc::ptr_eq(&last.0, &s.name) => last.1 = seq,
+                    _ => wake.push((std::sync::Arc::clone(&s.name), seq)),
+                }
             }
             outcomes[i] = Outcome::New(seq);
         }

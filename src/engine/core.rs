@@ -5,12 +5,13 @@ use std::hash::RandomState;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use super::group_commit::{GroupCommit, Wake};
 use super::io::Io;
 use super::lock::DirLock;
-use super::options::{LogOptions, RecoveryMode};
+use super::options::{LogOptions, RecoveryMode, SyncPolicy};
 use super::pending::PendingLog;
 use super::readonly::ReadCursor;
 use super::recovery::{Access, end_position, recover};
@@ -37,6 +38,9 @@ pub(crate) struct Core {
     /// Hashes event ids for the id index (randomly keyed per open).
     pub hasher: RandomState,
     pub role: Role,
+    /// Under `Never`/`Interval`: wakes the background thread to write the
+    /// buffer when it fills (the thread waits on the receiver).
+    pub flush_kick: Option<(Sender<()>, Receiver<()>)>,
 }
 
 impl Core {
@@ -59,12 +63,13 @@ impl Core {
         let writer = SegmentWriter::new(io.clone(), dir.to_path_buf(), active);
         Ok(Core {
             dir: dir.to_path_buf(),
-            opts,
             io,
             state: RwLock::new(state),
             segments: rec.segments,
             notifier: Arc::new(SessionNotifier::new()),
             hasher,
+            flush_kick: (opts.sync != SyncPolicy::Always).then(|| crossbeam_channel::bounded(1)),
+            opts,
             role: Role::Writer {
                 commit: GroupCommit::new(writer, end),
                 _lock: lock,
@@ -89,6 +94,7 @@ impl Core {
             role: Role::ReadOnly {
                 cursor: Mutex::new(cursor),
             },
+            flush_kick: None,
         })
     }
 

@@ -3,12 +3,15 @@
 //!
 //! Appenders put their records into the pending log (under the state lock)
 //! and then call [`GroupCommit::commit_through`] with the log position just
-//! past their records. Whoever gets the commit lock first is the leader: it
-//! takes *everything* pending at that moment (its own records and those of
-//! every appender that queued up meanwhile), writes it, syncs once, advances
-//! the durable watermark, and makes those records visible. The appenders
-//! that queued behind it then find the watermark already past their records
-//! and return at once. An append is acknowledged only once the durable
+//! past their records. Whoever finds the writer free is the leader: it takes
+//! *everything* pending at that moment (its own records and those of every
+//! appender that queued up meanwhile), writes it with one positioned write,
+//! syncs once, makes those records visible and advances the durable
+//! watermark. The others follow: they park until the leader is done, and are
+//! all woken at once (not handed the lock one by one, which on a busy machine
+//! would cost a context switch per follower). A follower whose records the
+//! watermark now covers returns; one whose records came too late for the
+//! group leads the next. An append is acknowledged only once the durable
 //! watermark covers it.
 //!
 //! A failed write or sync puts the store into the failed state: nothing of
@@ -20,6 +23,8 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::Thread;
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -37,7 +42,12 @@ pub(crate) struct GroupCommit {
     written: AtomicU64,
     /// Packed position up to which records are on stable storage.
     durable: AtomicU64,
+    /// Appenders waiting for the current leader to finish.
+    followers: Mutex<Vec<Thread>>,
 }
+
+/// How long a follower sleeps at most before it looks again by itself.
+const FOLLOWER_NAP: Duration = Duration::from_millis(20);
 
 impl GroupCommit {
     /// A barrier over `writer`, whose log is written and durable up to `end`.
@@ -46,6 +56,7 @@ impl GroupCommit {
             writer: Mutex::new(writer),
             written: AtomicU64::new(end),
             durable: AtomicU64::new(end),
+            followers: Mutex::new(Vec::new()),
         }
     }
 
@@ -69,11 +80,40 @@ impl GroupCommit {
         target: u64,
         sync: bool,
     ) -> Result<Wake> {
-        let mut writer = self.writer.lock();
-        let done = if sync { self.durable() } else { self.written() };
-        if done >= target {
-            return Ok(Wake::new());
+        let done = || if sync { self.durable() } else { self.written() };
+        loop {
+            if done() >= target {
+                return Ok(Wake::new());
+            }
+            if let Some(mut writer) = self.writer.try_lock() {
+                let result = self.lead(&mut writer, state, segments, sync);
+                drop(writer);
+                self.wake_followers();
+                return result;
+            }
+            // Follow: register, then sleep until the leader is done. The
+            // leader wakes every registered follower after it lets go of the
+            // writer, so registering before looking at the lock cannot miss it.
+            self.followers.lock().push(std::thread::current());
+            if done() >= target {
+                return Ok(Wake::new());
+            }
+            if self.writer.is_locked() {
+                // The timeout is only a safety net; wake-ups come from the leader.
+                std::thread::park_timeout(FOLLOWER_NAP);
+            }
         }
+    }
+
+    /// One group: takes everything pending, writes it, syncs when `sync`,
+    /// then advances the watermarks and makes the records visible.
+    fn lead(
+        &self,
+        writer: &mut SegmentWriter,
+        state: &RwLock<State>,
+        segments: &SegmentSet,
+        sync: bool,
+    ) -> Result<Wake> {
         let (chunks, unpublished, end) = {
             let mut st = state.write();
             if let Some(why) = &st.failed {
@@ -88,19 +128,29 @@ impl GroupCommit {
         if result.is_ok() && sync {
             result = writer.sync();
         }
-        // The writer lock is held until the outcome is recorded, so a follower
-        // never sees the watermark move before the records are visible.
         let mut st = state.write();
         if let Err(e) = result {
             st.failed = Some(format!("an earlier write or sync failed: {e}"));
             return Err(e);
         }
         st.pending.written(end);
+        // Visible first, then the watermark: a follower that sees its append
+        // covered finds it readable.
+        let wake = st.publish(&unpublished);
         self.written.fetch_max(end, Ordering::AcqRel);
         if sync {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }
-        Ok(st.publish(&unpublished))
+        Ok(wake)
+    }
+
+    /// Wakes every follower registered so far (each re-checks the watermark,
+    /// and one whose records were not in the group leads the next).
+    fn wake_followers(&self) {
+        let followers = std::mem::take(&mut *self.followers.lock());
+        for t in followers {
+            t.unpark();
+        }
     }
 
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).

@@ -1,16 +1,20 @@
-//! [`IdIndex`]: which record holds an event id, in 12 bytes per slot.
+//! [`IdIndex`]: which record holds an event id, in 13 bytes per slot.
 //!
 //! The index maps a 64-bit hash of the id to the record's packed position
 //! (`segment << 32 | offset`). It does not keep ids, so a hit only says
 //! "probably here": the caller verifies it against the record, and hash
 //! collisions are simply further candidates on the probe path.
 //!
-//! A slot is three `u32`s: the hash's high 32 bits (which also pick the home
-//! slot, so growing needs no ids), then a `u64` holding the position in its
-//! low 52 bits and 12 more hash bits above. That is 44 hash bits compared
-//! before a record is read, so a false candidate is rare even in a big log.
-//! Open addressing with linear probing, at most 80 % full; nothing is ever
-//! removed (the log is append-only), so no tombstones.
+//! Open addressing with linear probing, at most 80 % full, in two arrays:
+//! - a control byte per slot (0 = empty, else `0x80` | 7 hash bits), so a
+//!   lookup of a new id (the common case) touches only this small array;
+//! - the slot itself, three `u32`s: the hash's high 32 bits (which also pick
+//!   the home slot, so growing needs no ids), then a `u64` holding the
+//!   position in its low 52 bits and 12 more hash bits above.
+//!
+//! That is 51 hash bits compared before a record is read, so a false
+//! candidate is rare even in a big log. Nothing is ever removed (the log is
+//! append-only), so there are no tombstones.
 
 use crate::error::Result;
 
@@ -23,14 +27,20 @@ const INITIAL_SLOTS: usize = 1024;
 
 /// Event-id hash → record position, compact and verified by the caller.
 pub(crate) struct IdIndex {
-    /// `[hash_hi, low word, high word]`; an all-zero slot is empty (no record
-    /// sits at position 0: offset 0 of a segment is its header).
+    /// Per slot: 0 when empty, else `0x80 | (hash & 0x7F)`.
+    ctrl: Vec<u8>,
+    /// `[hash_hi, low word, high word]` of each used slot.
     slots: Vec<[u32; 3]>,
     len: usize,
 }
 
-fn split(hash: u64) -> (u32, u64) {
-    ((hash >> 32) as u32, (hash >> 20) & 0xFFF)
+/// The parts of a hash the index keeps: (control byte, high 32 bits, 12-bit tag).
+fn split(hash: u64) -> (u8, u32, u64) {
+    (
+        0x80 | (hash as u8 & 0x7F),
+        (hash >> 32) as u32,
+        (hash >> 20) & 0xFFF,
+    )
 }
 
 fn stored(slot: &[u32; 3]) -> u64 {
@@ -47,6 +57,7 @@ impl IdIndex {
     /// An empty index.
     pub fn new() -> IdIndex {
         IdIndex {
+            ctrl: vec![0; INITIAL_SLOTS],
             slots: vec![[0; 3]; INITIAL_SLOTS],
             len: 0,
         }
@@ -60,11 +71,11 @@ impl IdIndex {
 
     /// Bytes of heap the index holds.
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<[u32; 3]>()
+        self.ctrl.capacity() + self.slots.capacity() * std::mem::size_of::<[u32; 3]>()
     }
 
     fn mask(&self) -> usize {
-        self.slots.len() - 1
+        self.ctrl.len() - 1
     }
 
     /// The position of the record whose id hashes to `hash` and for which
@@ -74,49 +85,54 @@ impl IdIndex {
         hash: u64,
         mut is_match: impl FnMut(u64) -> Result<bool>,
     ) -> Result<Option<u64>> {
-        let (hi, tag) = split(hash);
+        let (ctrl, hi, tag) = split(hash);
         let mask = self.mask();
         let mut i = hi as usize & mask;
         loop {
-            let slot = &self.slots[i];
-            let word = stored(slot);
-            if word == 0 {
-                return Ok(None);
-            }
-            if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
-                return Ok(Some(word & POS_MASK));
+            match self.ctrl[i] {
+                0 => return Ok(None),
+                c if c == ctrl => {
+                    let slot = &self.slots[i];
+                    let word = stored(slot);
+                    if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
+                        return Ok(Some(word & POS_MASK));
+                    }
+                }
+                _ => {}
             }
             i = (i + 1) & mask;
         }
     }
 
     /// Adds `hash → position`. The caller has made sure the id is not indexed
-    /// yet, and that `position` is nonzero with a segment number of at most
+    /// yet, and that `position` has a segment number of at most
     /// [`MAX_INDEXED_SEGMENT`].
     pub fn insert(&mut self, hash: u64, position: u64) {
-        debug_assert!(position != 0 && position <= POS_MASK);
-        if (self.len + 1) * 5 > self.slots.len() * 4 {
+        debug_assert!(position <= POS_MASK);
+        if (self.len + 1) * 5 > self.ctrl.len() * 4 {
             self.grow();
         }
-        let (hi, tag) = split(hash);
-        self.place(hi, (position & POS_MASK) | (tag << POS_BITS));
+        let (ctrl, hi, tag) = split(hash);
+        self.place(ctrl, hi, (position & POS_MASK) | (tag << POS_BITS));
         self.len += 1;
     }
 
-    fn place(&mut self, hi: u32, word: u64) {
+    fn place(&mut self, ctrl: u8, hi: u32, word: u64) {
         let mask = self.mask();
         let mut i = hi as usize & mask;
-        while stored(&self.slots[i]) != 0 {
+        while self.ctrl[i] != 0 {
             i = (i + 1) & mask;
         }
+        self.ctrl[i] = ctrl;
         self.slots[i] = [hi, word as u32, (word >> 32) as u32];
     }
 
     fn grow(&mut self) {
-        let doubled = vec![[0; 3]; self.slots.len() * 2];
-        let old = std::mem::replace(&mut self.slots, doubled);
-        for slot in old.iter().filter(|s| stored(s) != 0) {
-            self.place(slot[0], stored(slot));
+        let doubled = self.ctrl.len() * 2;
+        let old_ctrl = std::mem::replace(&mut self.ctrl, vec![0; doubled]);
+        let old_slots = std::mem::replace(&mut self.slots, vec![[0; 3]; doubled]);
+        for (&c, slot) in old_ctrl.iter().zip(&old_slots).filter(|(c, _)| **c != 0) {
+            self.place(c, slot[0], stored(slot));
         }
     }
 }
@@ -147,6 +163,6 @@ mod tests {
         }
         assert_eq!(index.find(12345, |_| Ok(true)).unwrap(), None);
         assert_eq!(index.len(), truth.len());
-        assert!(index.heap_bytes() <= 12 * 2 * 32_768);
+        assert!(index.heap_bytes() <= 13 * 2 * 32_768);
     }
 }

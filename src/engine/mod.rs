@@ -39,10 +39,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 
 use self::core::Core;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::Event;
 use crate::query::EventQuery;
 use crate::store::{SessionStore, Watch, long_poll, validate_session_id};
@@ -57,7 +57,7 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 ///   it is on stable storage; concurrent appends share one `fdatasync`.
 /// - Opening recovers from a crash: a torn tail is cut, other damage is an
 ///   error naming the file and byte offset ([`RecoveryMode`]).
-/// - One writer per directory: a second open fails with [`Error::Locked`]
+/// - One writer per directory: a second open fails with [`Error::Locked`](crate::Error::Locked)
 ///   until the first is closed or dropped. Any number of
 ///   [`open_read_only`](LogStore::open_read_only) followers may read along.
 ///
@@ -88,9 +88,9 @@ impl LogStore {
 
     /// Opens (creating if missing) the log in `dir` for appending.
     ///
-    /// Fails with [`Error::Locked`] when the directory is open for writing
-    /// elsewhere, with [`Error::Corrupt`] on damage the recovery mode does not
-    /// repair, and with [`Error::InvalidArgument`] on out-of-range options.
+    /// Fails with [`Error::Locked`](crate::Error::Locked) when the directory is open for writing
+    /// elsewhere, with [`Error::Corrupt`](crate::Error::Corrupt) on damage the recovery mode does not
+    /// repair, and with [`Error::InvalidArgument`](crate::Error::InvalidArgument) on out-of-range options.
     pub fn open_with(dir: impl AsRef<Path>, opts: LogOptions) -> Result<LogStore> {
         let core = Arc::new(Core::open_writer(dir.as_ref(), opts)?);
         let background = match core.opts.sync {
@@ -110,7 +110,7 @@ impl LogStore {
     /// No lock is taken and no file is ever modified (an incomplete tail is
     /// just not read yet). The store sees what the writer has written:
     /// queries pick up new records, and a background refresher wakes
-    /// long-poll waiters and watchers. Appends fail with [`Error::ReadOnly`].
+    /// long-poll waiters and watchers. Appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<LogStore> {
         LogStore::open_read_only_with(dir, LogOptions::default())
     }
@@ -172,10 +172,7 @@ impl std::fmt::Debug for LogStore {
 
 impl SessionStore for LogStore {
     fn append_event_with_sequence(&self, event: Event) -> Result<Event> {
-        let mut stored = self.core.append(vec![event])?;
-        stored
-            .pop()
-            .ok_or_else(|| Error::Failed("an append returned no event".into()))
+        self.core.append_one(event)
     }
 
     fn append_events(&self, events: Vec<Event>) -> Result<Vec<Event>> {
@@ -209,15 +206,23 @@ struct Background {
 }
 
 impl Background {
-    /// Ticks every `every`; syncs every `sync_every` when given.
+    /// Ticks every `every` (and whenever the core's flush kick fires);
+    /// syncs every `sync_every` when given.
     fn start(core: &Arc<Core>, every: Duration, sync_every: Option<Duration>) -> Background {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let core = Arc::clone(core);
         let thread = std::thread::Builder::new()
             .name("sessionlog-log".into())
             .spawn(move || {
+                let never = crossbeam_channel::never();
+                let kicked = core.flush_kick.as_ref().map_or(&never, |k| &k.1);
                 let mut last_sync = Instant::now();
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                loop {
+                    crossbeam_channel::select! {
+                        recv(stopped) -> _ => break,
+                        recv(kicked) -> _ => {}
+                        default(every) => {}
+                    }
                     // Errors surface to callers: a failed write fails the store,
                     // a failed refresh fails the next query.
                     let _ = core.refresh().and_then(|()| core.flush());
