@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use super::core::Core;
 use super::group_commit::Wake;
@@ -153,7 +152,7 @@ impl Core {
         let start = out.len();
         event_codec::encode_into(event, out);
         validate(event, out.len() - start, self.opts.max_event_size)?;
-        Ok(self.hasher.hash_one(event.id.as_str()))
+        Ok(self.hasher.hash_bytes(event.id.as_bytes()))
     }
 
     /// Under `Never`/`Interval`: the buffer reached `write_buffer_size`. The

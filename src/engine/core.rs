@@ -1,7 +1,6 @@
 //! [`Core`]: one open log (state, segments, writer or refresher), shared by
 //! the `LogStore` handle and its background thread.
 
-use std::hash::RandomState;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use super::group_commit::{GroupCommit, Wake};
+use super::hash::FastHash;
 use super::io::Io;
 use super::lock::DirLock;
 use super::options::{LogOptions, RecoveryMode, SyncPolicy};
@@ -36,7 +36,7 @@ pub(crate) struct Core {
     pub segments: SegmentSet,
     pub notifier: Arc<SessionNotifier>,
     /// Hashes event ids for the id index (randomly keyed per open).
-    pub hasher: RandomState,
+    pub hasher: FastHash,
     pub role: Role,
     /// Under `Never`/`Interval`: wakes the background thread to write the
     /// buffer when it fills (the thread waits on the receiver).
@@ -54,7 +54,7 @@ impl Core {
         if opts.recovery == RecoveryMode::Salvage {
             super::salvage::repair_in_place(&io, dir)?;
         }
-        let hasher = RandomState::new();
+        let hasher = FastHash::new();
         let rec = recover(&io, dir, Access::Write(opts.recovery), &hasher)?;
         let end = end_position(&rec);
         let active = rec.active.expect("the writer always has an active segment");
@@ -80,7 +80,7 @@ impl Core {
     /// Opens `dir` to follow it read-only: no lock, no changes to any file.
     pub fn open_read_only(dir: &Path, opts: LogOptions) -> Result<Core> {
         let io = Io::new(None);
-        let hasher = RandomState::new();
+        let hasher = FastHash::new();
         let rec = recover(&io, dir, Access::ReadOnly, &hasher)?;
         let cursor = ReadCursor::after_recovery(&rec);
         Ok(Core {

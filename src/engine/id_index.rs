@@ -5,7 +5,7 @@
 //! "probably here": the caller verifies it against the record, and hash
 //! collisions are simply further candidates on the probe path.
 //!
-//! Open addressing with linear probing, at most 80 % full, in two arrays:
+//! Open addressing with linear probing, at most 7/8 full, in two arrays:
 //! - a control byte per slot (0 = empty, else `0x80` | 7 hash bits), so a
 //!   lookup of a new id (the common case) touches only this small array;
 //! - the slot itself, three `u32`s: the hash's high 32 bits (which also pick
@@ -64,7 +64,6 @@ impl IdIndex {
     }
 
     /// How many ids are indexed.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -104,14 +103,57 @@ impl IdIndex {
         }
     }
 
+    /// Like [`find`](Self::find), but when nothing matches, adds
+    /// `hash → position` in the same probe and returns `None`.
+    pub fn find_or_insert(
+        &mut self,
+        hash: u64,
+        position: u64,
+        mut is_match: impl FnMut(u64) -> Result<bool>,
+    ) -> Result<Option<u64>> {
+        debug_assert!(position <= POS_MASK);
+        self.reserve(1);
+        let (ctrl, hi, tag) = split(hash);
+        let mask = self.mask();
+        let mut i = hi as usize & mask;
+        loop {
+            match self.ctrl[i] {
+                0 => break,
+                c if c == ctrl => {
+                    let slot = &self.slots[i];
+                    let word = stored(slot);
+                    if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
+                        return Ok(Some(word & POS_MASK));
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+        let word = (position & POS_MASK) | (tag << POS_BITS);
+        self.ctrl[i] = ctrl;
+        self.slots[i] = [hi, word as u32, (word >> 32) as u32];
+        self.len += 1;
+        Ok(None)
+    }
+
+    /// Makes room for `additional` more ids without growing on the way.
+    pub fn reserve(&mut self, additional: usize) {
+        let mut slots = self.ctrl.len();
+        while (self.len + additional).saturating_mul(8) > slots.saturating_mul(7) {
+            slots *= 2;
+        }
+        if slots != self.ctrl.len() {
+            self.resize(slots);
+        }
+    }
+
     /// Adds `hash → position`. The caller has made sure the id is not indexed
     /// yet, and that `position` has a segment number of at most
     /// [`MAX_INDEXED_SEGMENT`].
     pub fn insert(&mut self, hash: u64, position: u64) {
         debug_assert!(position <= POS_MASK);
-        if (self.len + 1) * 5 > self.ctrl.len() * 4 {
-            self.grow();
-        }
+        self.reserve(1);
         let (ctrl, hi, tag) = split(hash);
         self.place(ctrl, hi, (position & POS_MASK) | (tag << POS_BITS));
         self.len += 1;
@@ -127,10 +169,10 @@ impl IdIndex {
         self.slots[i] = [hi, word as u32, (word >> 32) as u32];
     }
 
-    fn grow(&mut self) {
-        let doubled = self.ctrl.len() * 2;
-        let old_ctrl = std::mem::replace(&mut self.ctrl, vec![0; doubled]);
-        let old_slots = std::mem::replace(&mut self.slots, vec![[0; 3]; doubled]);
+    /// Rehashes into `slots` slots (a power of two, more than now).
+    fn resize(&mut self, slots: usize) {
+        let old_ctrl = std::mem::replace(&mut self.ctrl, vec![0; slots]);
+        let old_slots = std::mem::replace(&mut self.slots, vec![[0; 3]; slots]);
         for (&c, slot) in old_ctrl.iter().zip(&old_slots).filter(|(c, _)| **c != 0) {
             self.place(c, slot[0], stored(slot));
         }

@@ -22,9 +22,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 
+use super::hash::FastHash;
 use super::io::Io;
 use super::scan::{Found, next_valid_record, parse_found};
 use crate::error::{Error, Result};
@@ -267,7 +267,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut sessions: HashMap<String, (u64, u64)> = HashMap::new();
     let mut ids: HashSet<u128> = HashSet::new();
-    let (h1, h2) = (RandomState::new(), RandomState::new());
+    let (h1, h2) = (FastHash::new(), FastHash::new());
     let mut chain_problems = Vec::new();
     let mut last_segment = 0;
     let walk_problems = walk(dir, |v| {
@@ -286,8 +286,8 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             chain_problems.push(problem(w.file, f.offset, why, false));
         }
         *entry = (f.header.sequence, pos);
-        let id_hash =
-            (u128::from(h1.hash_one(f.keys.id)) << 64) | u128::from(h2.hash_one(f.keys.id));
+        let id = f.keys.id.as_bytes();
+        let id_hash = (u128::from(h1.hash_bytes(id)) << 64) | u128::from(h2.hash_bytes(id));
         if !ids.insert(id_hash) {
             let why = format!("event id {:?} is stored more than once", f.keys.id);
             chain_problems.push(problem(w.file, f.offset, why, false));

@@ -249,6 +249,13 @@ impl Io {
             .map_err(|e| Error::io("stat", path, e))
     }
 
+    /// The length of the file at `path`.
+    pub fn file_size(&self, path: &Path) -> Result<u64> {
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| Error::io("stat", path, e))
+    }
+
     /// Cuts (or extends) the file to `len` bytes.
     pub fn set_len(&self, file: &File, path: &Path, len: u64) -> Result<()> {
         file.set_len(len)

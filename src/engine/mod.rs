@@ -18,6 +18,7 @@
 mod append;
 mod core;
 mod group_commit;
+mod hash;
 mod id_index;
 pub mod inspect;
 mod io;

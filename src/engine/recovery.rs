@@ -13,10 +13,10 @@
 //! - A record that is valid on its own but does not continue its session
 //!   (sequence gap, wrong previous-record link, repeated id) is damage.
 
-use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::hash::FastHash;
 use super::id_index::MAX_INDEXED_SEGMENT;
 use super::io::Io;
 use super::options::RecoveryMode;
@@ -77,12 +77,7 @@ pub(crate) fn list_segments(io: &Io, dir: &Path) -> Result<Vec<u64>> {
 }
 
 /// Opens, checks and indexes the log in `dir`.
-pub(crate) fn recover(
-    io: &Io,
-    dir: &Path,
-    access: Access,
-    hasher: &impl BuildHasher,
-) -> Result<Recovered> {
+pub(crate) fn recover(io: &Io, dir: &Path, access: Access, hasher: &FastHash) -> Result<Recovered> {
     let numbers = list_segments(io, dir)?;
     let mut rec = Recovered {
         state: State::default(),
@@ -101,16 +96,34 @@ pub(crate) fn recover(
     };
     for &n in sealed {
         recover_sealed(io, dir, n, hasher, &mut rec)?;
+        if n == 1 {
+            presize_id_index(io, dir, &numbers, &mut rec)?;
+        }
     }
     recover_newest(io, dir, newest, access, hasher, &mut rec)?;
     Ok(rec)
+}
+
+/// Sizes the id index for the whole log from the first segment's density,
+/// so indexing a big log does not rehash it again and again while it grows.
+fn presize_id_index(io: &Io, dir: &Path, numbers: &[u64], rec: &mut Recovered) -> Result<()> {
+    let mut total = 0u64;
+    for &n in numbers {
+        total += io.file_size(&dir.join(segment_file_name(n)))?;
+    }
+    let first = io.file_size(&dir.join(segment_file_name(1)))?.max(1);
+    let per_byte = rec.state.ids.len() as f64 / first as f64;
+    rec.state
+        .ids
+        .reserve((per_byte * total.saturating_sub(first) as f64) as usize);
+    Ok(())
 }
 
 fn recover_sealed(
     io: &Io,
     dir: &Path,
     n: u64,
-    hasher: &impl BuildHasher,
+    hasher: &FastHash,
     rec: &mut Recovered,
 ) -> Result<()> {
     let path = dir.join(segment_file_name(n));
@@ -159,7 +172,7 @@ fn index_bytes(
     base: u64,
     n: u64,
     path: &Path,
-    hasher: &impl BuildHasher,
+    hasher: &FastHash,
     rec: &mut Recovered,
 ) -> Result<ScanEnd> {
     let mut indexer = Indexer {
@@ -177,7 +190,7 @@ fn recover_newest(
     dir: &Path,
     n: u64,
     access: Access,
-    hasher: &impl BuildHasher,
+    hasher: &FastHash,
     rec: &mut Recovered,
 ) -> Result<()> {
     let path = dir.join(segment_file_name(n));

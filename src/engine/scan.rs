@@ -5,9 +5,9 @@
 //! never its JSON, and hands over whole batches: the records of a batch that
 //! is not closed by its last record are never applied.
 
-use std::hash::BuildHasher;
 use std::path::Path;
 
+use super::hash::FastHash;
 use super::segment::SegmentSet;
 use super::state::State;
 use crate::error::{Error, Result};
@@ -85,6 +85,12 @@ pub(crate) fn scan_batches<'a>(
             }
         };
         at += found.header.record_len();
+        if batch.is_empty() && !found.header.batch_continues() {
+            // A batch of one, the common case: no copy into the batch buffer.
+            apply(std::slice::from_ref(&found))?;
+            valid_end = base + at as u64;
+            continue;
+        }
         batch.push(found);
         if !found.header.batch_continues() {
             apply(&batch)?;
@@ -109,13 +115,13 @@ pub(crate) fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
 /// Adds scanned records to the in-memory indexes, checking that each
 /// continues its session (next sequence, right previous-record link) and
 /// that no id repeats.
-pub(crate) struct Indexer<'s, H> {
+pub(crate) struct Indexer<'s> {
     pub state: &'s mut State,
-    pub hasher: &'s H,
+    pub hasher: &'s FastHash,
     pub segments: &'s SegmentSet,
 }
 
-impl<H: BuildHasher> Indexer<'_, H> {
+impl Indexer<'_> {
     /// Indexes the records of one batch found in segment `segment` (whose
     /// bytes from file offset `base` on are `bytes`, for verifying id hits).
     pub fn apply(
@@ -149,16 +155,13 @@ impl<H: BuildHasher> Indexer<'_, H> {
             );
             return Err(Error::corrupt(path, f.offset, why));
         }
-        let hash = self.hasher.hash_one(f.keys.id);
+        let hash = self.hasher.hash_bytes(f.keys.id.as_bytes());
         let segments = self.segments;
-        let dup = st
-            .ids
-            .find(hash, |p| id_at(segments, segment, current, p, f.keys.id))?;
-        if dup.is_some() {
+        let is_match = |p| id_at(segments, segment, current, p, f.keys.id);
+        if st.ids.find_or_insert(hash, pos, is_match)?.is_some() {
             let why = format!("event id {:?} is stored twice", f.keys.id);
             return Err(Error::corrupt(path, f.offset, why));
         }
-        st.ids.insert(hash, pos);
         let s = st.sessions.get_mut(n);
         s.assigned = f.header.sequence;
         s.assigned_last = pos;

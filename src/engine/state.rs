@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::hash::FastHash;
 use super::id_index::IdIndex;
 use super::pending::PendingLog;
 use super::sparse_index::SparseIndex;
@@ -32,7 +33,7 @@ pub(crate) struct Session {
 /// Sessions by name, numbered in order of first appearance.
 #[derive(Default)]
 pub(crate) struct SessionTable {
-    by_name: HashMap<Arc<str>, u32>,
+    by_name: HashMap<Arc<str>, u32, FastHash>,
     list: Vec<Session>,
 }
 
