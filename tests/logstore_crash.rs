@@ -70,9 +70,16 @@ fn append_forever(store: &LogStore, out: &Mutex<std::io::Stdout>, cycle: u64, t:
     }
 }
 
-/// One run of the child, killed after `delay`; returns the acknowledged
-/// events it printed: id -> (session, sequence).
-fn run_child_and_kill(dir: &Path, cycle: u32, delay: Duration) -> HashMap<String, (String, u64)> {
+/// One run of the child, killed `delay` after its first acknowledgement
+/// (or after its start, when `wait_for_ack` is false: the kill may then land
+/// while it is still recovering the log). Returns the acknowledged events it
+/// printed: id -> (session, sequence).
+fn run_child_and_kill(
+    dir: &Path,
+    cycle: u32,
+    delay: Duration,
+    wait_for_ack: bool,
+) -> HashMap<String, (String, u64)> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -87,17 +94,30 @@ fn run_child_and_kill(dir: &Path, cycle: u32, delay: Duration) -> HashMap<String
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = crossbeam_channel::unbounded();
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<String>>()
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
     });
+    let mut seen = Vec::new();
+    if wait_for_ack {
+        // Generous: a busy machine may take a while to start the child.
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(60)) {
+            let is_ack = line.starts_with("ACK ");
+            seen.push(line);
+            if is_ack {
+                break;
+            }
+        }
+    }
     std::thread::sleep(delay);
     child.kill().expect("SIGKILL the child");
     child.wait().unwrap();
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
     let mut acked = HashMap::new();
-    for line in reader.join().unwrap() {
+    for line in seen {
         let parts: Vec<&str> = line.split(' ').collect();
         // A line cut by the kill is not an acknowledgement anybody saw whole.
         if let ["ACK", id, session, seq] = parts[..]
@@ -141,8 +161,11 @@ fn every_acknowledged_append_survives_sigkill() {
     let mut acked = HashMap::new();
     let mut acks_per_cycle = Vec::new();
     for cycle in 0..KILL_CYCLES {
-        let delay = Duration::from_millis(40 + rand::random::<u64>() % 260);
-        let new = run_child_and_kill(dir.path(), cycle, delay);
+        // Every fourth kill comes at a random moment after the start, which
+        // may be while the child is still opening (recovering) the log.
+        let wait_for_ack = cycle % 4 != 3;
+        let delay = Duration::from_millis(rand::random::<u64>() % 200);
+        let new = run_child_and_kill(dir.path(), cycle, delay, wait_for_ack);
         acks_per_cycle.push(new.len());
         acked.extend(new);
         let stored = check(dir.path(), &acked);

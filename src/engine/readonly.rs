@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::core::{Core, Role};
-use super::recovery::Recovered;
+use super::recovery::{Recovered, check_segment_size};
 use super::scan::{Indexer, scan_batches};
 use super::segment::SegmentFile;
 use crate::error::{Error, Result};
@@ -115,6 +115,7 @@ impl Core {
                 "segment vanished",
             )
         })?;
+        check_segment_size(self.io.file_len(&seg.file, &seg.path)?, &seg.path)?;
         let bytes = self.io.read_from(&seg.file, &seg.path, cursor.offset)?;
         let mut start = 0usize;
         if cursor.offset == 0 {

@@ -81,7 +81,7 @@ pub(crate) fn recover(io: &Io, dir: &Path, access: Access, hasher: &FastHash) ->
     let numbers = list_segments(io, dir)?;
     let mut rec = Recovered {
         state: State::default(),
-        segments: SegmentSet::new(io.clone()),
+        segments: SegmentSet::new(io.clone(), dir),
         active: None,
         active_end: 0,
     };
@@ -131,6 +131,7 @@ fn recover_sealed(
     let seg = Arc::new(SegmentFile::new(n, path.clone(), file, true));
     rec.segments.insert(Arc::clone(&seg));
     let map = seg.mapped(io)?;
+    check_segment_size(map.len() as u64, &path)?;
     check_header(map, n, &path)?;
     let end = index_bytes(
         &map[SEGMENT_HEADER_LEN..],
@@ -150,6 +151,16 @@ fn recover_sealed(
     if end.valid_end != map.len() as u64 {
         let why = "a batch is not finished at the end of a sealed segment";
         return Err(Error::corrupt(&path, end.valid_end, why));
+    }
+    Ok(())
+}
+
+/// Record positions hold 32-bit offsets: a bigger segment file was not
+/// written by sessionlog.
+pub(crate) fn check_segment_size(len: u64, path: &Path) -> Result<()> {
+    if len > u64::from(u32::MAX) {
+        let why = format!("segment file is {len} bytes, more than a segment can hold (4 GiB)");
+        return Err(Error::corrupt(path, u64::from(u32::MAX), why));
     }
     Ok(())
 }
@@ -198,6 +209,7 @@ fn recover_newest(
         Access::Write(_) => io.open_rw(&path)?,
         Access::ReadOnly => io.open_ro(&path)?,
     };
+    check_segment_size(io.file_len(&file, &path)?, &path)?;
     let bytes = io.read_from(&file, &path, 0)?;
     let seg = Arc::new(SegmentFile::new(n, path.clone(), file, false));
     rec.segments.insert(Arc::clone(&seg));

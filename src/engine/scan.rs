@@ -189,12 +189,7 @@ fn id_at(
         return Ok(parse_found(bytes, offset).is_ok_and(|f| f.keys.id == id));
     }
     let record = segments.read_record(pos)?;
-    let keys = event_codec::decode_keys(&record[RECORD_HEADER_LEN..]).map_err(|e| {
-        Error::corrupt(
-            crate::format::segment::segment_file_name(position_segment(pos)),
-            offset,
-            e.0,
-        )
-    })?;
+    let keys = event_codec::decode_keys(&record[RECORD_HEADER_LEN..])
+        .map_err(|e| segments.corrupt(pos, format!("event body is undecodable: {e}")))?;
     Ok(keys.id == id)
 }

@@ -86,15 +86,23 @@ impl Deref for RecordBytes {
 /// Every segment of the log, by number, for reading.
 pub(crate) struct SegmentSet {
     io: Io,
+    dir: PathBuf,
     files: RwLock<BTreeMap<u64, Arc<SegmentFile>>>,
 }
 
 impl SegmentSet {
-    pub fn new(io: Io) -> SegmentSet {
+    pub fn new(io: Io, dir: &Path) -> SegmentSet {
         SegmentSet {
             io,
+            dir: dir.to_path_buf(),
             files: RwLock::new(BTreeMap::new()),
         }
+    }
+
+    /// An [`Error::Corrupt`] naming the file and offset of position `pos`.
+    pub fn corrupt(&self, pos: u64, why: impl Into<String>) -> Error {
+        let file = self.dir.join(segment_file_name(position_segment(pos)));
+        Error::corrupt(file, position_offset(pos), why)
     }
 
     pub fn insert(&self, segment: Arc<SegmentFile>) {
@@ -108,13 +116,8 @@ impl SegmentSet {
 
     fn segment_of(&self, pos: u64) -> Result<Arc<SegmentFile>> {
         let n = position_segment(pos);
-        self.get(n).ok_or_else(|| {
-            Error::corrupt(
-                segment_file_name(n),
-                position_offset(pos),
-                "a record points into a segment that does not exist",
-            )
-        })
+        self.get(n)
+            .ok_or_else(|| self.corrupt(pos, "a record points into a segment that does not exist"))
     }
 
     /// The checksum-verified record at `pos`.
