@@ -190,3 +190,46 @@ fn damage_after_open_is_caught_on_read_not_returned() {
     }
     drop(all(&store, "nobody"));
 }
+
+#[test]
+fn an_id_stored_twice_is_damage() {
+    // Two logs with the same event id in different sessions; splicing the
+    // second's record onto the first gives a valid record whose id repeats.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, session) in [(&a, "x"), (&b, "y")] {
+        let store = LogStore::open(dir.path()).unwrap();
+        store
+            .append_event_with_sequence(ev(session, 1, 3).with_id("dup"))
+            .unwrap();
+        store.append_event_with_sequence(ev(session, 2, 3)).unwrap();
+    }
+    let other = std::fs::read(&segments(b.path())[0]).unwrap();
+    let body_len = u32::from_le_bytes(other[36..40].try_into().unwrap()) as usize;
+    let spliced = other[32..64 + body_len].to_vec(); // just the "dup" record
+    let target = segments(a.path())[0].clone();
+    let len = std::fs::metadata(&target).unwrap().len();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&target)
+        .unwrap()
+        .write_all_at(&spliced, len)
+        .unwrap();
+    match LogStore::open(a.path()).unwrap_err() {
+        Error::Corrupt {
+            file,
+            offset,
+            reason,
+        } => {
+            assert_eq!((file, offset), (target, len));
+            assert!(reason.contains("stored twice"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    let report = inspect::verify(a.path()).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.reason.contains("more than once"))
+    );
+}

@@ -9,7 +9,8 @@
 //! - a control byte per slot (0 = empty, else `0x80` | 7 hash bits), so a
 //!   lookup of a new id (the common case) touches only this small array;
 //! - the slot itself, three `u32`s: the hash's high 32 bits (which also pick
-//!   the home slot, so growing needs no ids), then a `u64` holding the
+//!   the home slot, so growing needs no ids, and ascending hashes have
+//!   ascending home slots), then a `u64` holding the
 //!   position in its low 52 bits and 12 more hash bits above.
 //!
 //! That is 51 hash bits compared before a record is read, so a false
@@ -73,6 +74,12 @@ impl IdIndex {
         self.ctrl.capacity() + self.slots.capacity() * std::mem::size_of::<[u32; 3]>()
     }
 
+    /// The home slot of a hash: its high bits scaled to the table, so
+    /// inserting hashes in ascending order walks the table front to back.
+    fn home(&self, hi: u32) -> usize {
+        ((u64::from(hi) * self.ctrl.len() as u64) >> 32) as usize
+    }
+
     fn mask(&self) -> usize {
         self.ctrl.len() - 1
     }
@@ -86,7 +93,7 @@ impl IdIndex {
     ) -> Result<Option<u64>> {
         let (ctrl, hi, tag) = split(hash);
         let mask = self.mask();
-        let mut i = hi as usize & mask;
+        let mut i = self.home(hi);
         loop {
             match self.ctrl[i] {
                 0 => return Ok(None),
@@ -115,7 +122,7 @@ impl IdIndex {
         self.reserve(1);
         let (ctrl, hi, tag) = split(hash);
         let mask = self.mask();
-        let mut i = hi as usize & mask;
+        let mut i = self.home(hi);
         loop {
             match self.ctrl[i] {
                 0 => break,
@@ -161,7 +168,7 @@ impl IdIndex {
 
     fn place(&mut self, ctrl: u8, hi: u32, word: u64) {
         let mask = self.mask();
-        let mut i = hi as usize & mask;
+        let mut i = self.home(hi);
         while self.ctrl[i] != 0 {
             i = (i + 1) & mask;
         }

@@ -130,15 +130,12 @@ impl Core {
         let base = cursor.offset + start as u64;
         let rest = &bytes[start..];
         let mut st = self.state.write();
-        let mut indexer = Indexer {
-            state: &mut st,
-            hasher: &self.hasher,
-            segments: &self.segments,
-        };
+        let mut indexer = Indexer::new(&mut st, &self.hasher, &self.segments);
         let end = scan_batches(rest, base, |batch| {
             touched.extend(batch.iter().map(|f| f.keys.session_id.to_string()));
-            indexer.apply(&seg.path, seg.number, (base, rest), batch)
+            indexer.apply(&seg.path, seg.number, batch)
         })?;
+        indexer.finish(seg.number, (base, rest))?;
         cursor.offset = end.valid_end;
         let complete = end.valid_end == base + rest.len() as u64;
         if sealed && !complete {

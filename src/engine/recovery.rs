@@ -186,14 +186,10 @@ fn index_bytes(
     hasher: &FastHash,
     rec: &mut Recovered,
 ) -> Result<ScanEnd> {
-    let mut indexer = Indexer {
-        state: &mut rec.state,
-        hasher,
-        segments: &rec.segments,
-    };
-    scan_batches(bytes, base, |batch| {
-        indexer.apply(path, n, (base, bytes), batch)
-    })
+    let mut indexer = Indexer::new(&mut rec.state, hasher, &rec.segments);
+    let end = scan_batches(bytes, base, |batch| indexer.apply(path, n, batch))?;
+    indexer.finish(n, (base, bytes))?;
+    Ok(end)
 }
 
 fn recover_newest(
