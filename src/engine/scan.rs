@@ -220,12 +220,7 @@ fn sort_by_hash(entries: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 /// The event id of the record at `pos`. Records of the segment being scanned
 /// are looked up in its bytes (`current`: base offset, bytes), earlier ones
 /// through `segments`.
-fn id_of(
-    segments: &SegmentSet,
-    segment: u64,
-    current: (u64, &[u8]),
-    pos: u64,
-) -> Result<String> {
+fn id_of(segments: &SegmentSet, segment: u64, current: (u64, &[u8]), pos: u64) -> Result<String> {
     let offset = crate::format::record::position_offset(pos);
     if position_segment(pos) == segment && offset >= current.0 {
         let at = (offset - current.0) as usize;

@@ -23,7 +23,7 @@ use crate::format::segment::{encode_segment_header, segment_file_name};
 
 /// How much a positioned read of a record asks for at once: most records
 /// fit, so one `pread` usually brings header and body together.
-const SPECULATIVE_READ: usize = 4096;
+const SPECULATIVE_READ: usize = 1024;
 
 /// One segment file, open for reading (and, when active, written by the
 /// [`SegmentWriter`] through the same handle).
@@ -129,16 +129,19 @@ impl SegmentSet {
             let len = check_record(bytes.get(off..).unwrap_or(&[]), &seg.path, off)?;
             return Ok(RecordBytes::Mapped(seg, off..off + len));
         }
-        let mut buf = vec![0u8; SPECULATIVE_READ];
+        self.pread_record(&seg, off)
+    }
+
+    /// Reads the record at `off` of the active segment `seg`: one `pread`
+    /// into a stack buffer for a record that fits, a second for the rest.
+    fn pread_record(&self, seg: &SegmentFile, off: usize) -> Result<RecordBytes> {
+        let mut first = [0u8; SPECULATIVE_READ];
         let got = self
             .io
-            .read_at(&seg.file, &seg.path, &mut buf, off as u64)?;
-        buf.truncate(got);
-        let need = match parse_header(&buf) {
-            Ok(h) => h.record_len(),
-            Err(_) => RECORD_HEADER_LEN,
-        };
-        if need > buf.len() && got == SPECULATIVE_READ {
+            .read_at(&seg.file, &seg.path, &mut first, off as u64)?;
+        let need = parse_header(&first[..got]).map_or(RECORD_HEADER_LEN, |h| h.record_len());
+        let mut buf = first[..got.min(need)].to_vec();
+        if need > got && got == SPECULATIVE_READ {
             buf.resize(need, 0);
             let more =
                 self.io
