@@ -42,8 +42,9 @@ pub(crate) struct GroupCommit {
     written: AtomicU64,
     /// Packed position up to which records are on stable storage.
     durable: AtomicU64,
-    /// Appenders waiting for the current leader to finish.
-    followers: Mutex<Vec<Thread>>,
+    /// Appenders waiting for the current leader to finish: (their target,
+    /// whether they wait for durability, their thread).
+    followers: Mutex<Vec<(u64, bool, Thread)>>,
 }
 
 /// How long a follower sleeps at most before it looks again by itself.
@@ -88,13 +89,15 @@ impl GroupCommit {
             if let Some(mut writer) = self.writer.try_lock() {
                 let result = self.lead(&mut writer, state, segments, sync);
                 drop(writer);
-                self.wake_followers();
+                self.wake_followers(result.is_err());
                 return result;
             }
             // Follow: register, then sleep until the leader is done. The
             // leader wakes every registered follower after it lets go of the
             // writer, so registering before looking at the lock cannot miss it.
-            self.followers.lock().push(std::thread::current());
+            self.followers
+                .lock()
+                .push((target, sync, std::thread::current()));
             if done() >= target {
                 return Ok(Wake::new());
             }
@@ -144,13 +147,24 @@ impl GroupCommit {
         Ok(wake)
     }
 
-    /// Wakes every follower registered so far (each re-checks the watermark,
-    /// and one whose records were not in the group leads the next).
-    fn wake_followers(&self) {
-        let followers = std::mem::take(&mut *self.followers.lock());
-        for t in followers {
-            t.unpark();
-        }
+    /// Wakes the followers whose records are now covered, and one whose
+    /// records are not (it leads the next group); after a failure, all of
+    /// them (they all get the error). The others sleep on: every wake-up is a
+    /// context switch, which on a busy machine costs more than the append.
+    fn wake_followers(&self, failed: bool) {
+        let (written, durable) = (self.written(), self.durable());
+        let mut woken_leader = false;
+        self.followers
+            .lock()
+            .retain(|(target, needs_sync, thread)| {
+                let done = failed || *target <= if *needs_sync { durable } else { written };
+                let lead = !done && !woken_leader;
+                woken_leader |= lead;
+                if done || lead {
+                    thread.unpark();
+                }
+                !(done || lead)
+            });
     }
 
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
