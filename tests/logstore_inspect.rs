@@ -174,3 +174,35 @@ fn salvage_recovery_mode_repairs_in_place_and_keeps_the_damaged_files() {
         next.sequence_number.unwrap()
     );
 }
+
+#[test]
+fn an_interrupted_in_place_salvage_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    damage_second_segment(dir.path(), 0);
+    // What `RecoveryMode::Salvage` does, stopped by a "crash" after the commit
+    // point, with only some of the old segments moved away.
+    let ready = dir.path().join("salvage.ready");
+    inspect::salvage(dir.path(), &ready).unwrap();
+    let want: Vec<_> = {
+        let copy = tempfile::tempdir().unwrap();
+        for seg in segments(&ready) {
+            std::fs::copy(&seg, copy.path().join(seg.file_name().unwrap())).unwrap();
+        }
+        let store = LogStore::open(copy.path()).unwrap();
+        ["a", "b", "c"].iter().map(|s| all(&store, s)).collect()
+    };
+    let damaged = dir.path().join("damaged-1");
+    std::fs::create_dir(&damaged).unwrap();
+    let old = segments(dir.path());
+    for seg in &old[..old.len() / 2] {
+        std::fs::rename(seg, damaged.join(seg.file_name().unwrap())).unwrap();
+    }
+    // A read-only open refuses the half-swapped directory; a writer finishes it.
+    assert!(LogStore::open_read_only(dir.path()).is_err());
+    let store = LogStore::open(dir.path()).unwrap();
+    let got: Vec<_> = ["a", "b", "c"].iter().map(|s| all(&store, s)).collect();
+    assert_eq!(got, want);
+    assert!(!ready.exists());
+    assert!(inspect::verify(dir.path()).unwrap().problems.is_empty());
+}

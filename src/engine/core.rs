@@ -80,6 +80,7 @@ impl Core {
     /// Opens `dir` to follow it read-only: no lock, no changes to any file.
     pub fn open_read_only(dir: &Path, opts: LogOptions) -> Result<Core> {
         let io = Io::new(None);
+        super::salvage::refuse_unfinished_swap(dir)?;
         let hasher = FastHash::new();
         let rec = recover(&io, dir, Access::ReadOnly, &hasher)?;
         let cursor = ReadCursor::after_recovery(&rec);

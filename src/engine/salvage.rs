@@ -220,6 +220,16 @@ pub(crate) fn finish_interrupted_swap(io: &Io, dir: &Path) -> Result<()> {
     io.sync_dir(dir)
 }
 
+/// A read-only open cannot finish a swap: it fails until a writer has.
+pub(crate) fn refuse_unfinished_swap(dir: &Path) -> Result<()> {
+    let ready = dir.join(SALVAGE_READY);
+    if ready.exists() {
+        let why = "an in-place salvage is unfinished; opening the log for writing finishes it";
+        return Err(Error::corrupt(ready, 0, why));
+    }
+    Ok(())
+}
+
 /// Creates `<dir>/damaged-<n>` with the first free `n`.
 fn fresh_damaged_dir(io: &Io, dir: &Path) -> Result<std::path::PathBuf> {
     let mut n = 1;
