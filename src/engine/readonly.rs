@@ -87,11 +87,13 @@ impl Core {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io("open", &path, e)),
         };
-        if let Some(prev) = self.segments.get(cursor.segment) {
-            prev.seal();
+        if let Some(prev) = self.segments.get(cursor.segment)
+            && prev.file().is_some()
+        {
+            self.segments.insert(Arc::new(prev.to_sealed(&self.io)?));
         }
         self.segments
-            .insert(Arc::new(SegmentFile::new(number, path, file, false)));
+            .insert(Arc::new(SegmentFile::open(number, path, file)));
         *cursor = ReadCursor {
             segment: number,
             offset: 0,
@@ -115,8 +117,11 @@ impl Core {
                 "segment vanished",
             )
         })?;
-        check_segment_size(self.io.file_len(&seg.file, &seg.path)?, &seg.path)?;
-        let bytes = self.io.read_from(&seg.file, &seg.path, cursor.offset)?;
+        let file = seg
+            .file()
+            .ok_or_else(|| Error::corrupt(&seg.path, 0, "followed segment is sealed"))?;
+        check_segment_size(self.io.file_len(file, &seg.path)?, &seg.path)?;
+        let bytes = self.io.read_from(file, &seg.path, cursor.offset)?;
         let mut start = 0usize;
         if cursor.offset == 0 {
             match decode_segment_header(&bytes) {

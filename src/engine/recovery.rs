@@ -128,10 +128,20 @@ fn recover_sealed(
 ) -> Result<()> {
     let path = dir.join(segment_file_name(n));
     let file = io.open_ro(&path)?;
-    let seg = Arc::new(SegmentFile::new(n, path.clone(), file, true));
+    let len = io.file_len(&file, &path)?;
+    check_segment_size(len, &path)?;
+    if len < SEGMENT_HEADER_LEN as u64 {
+        let why = SegmentHeaderError::Short(len as usize).to_string();
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!("{why} (in a sealed segment)"),
+        ));
+    }
+    let seg = Arc::new(SegmentFile::sealed(io, n, path.clone(), &file)?);
+    drop(file);
     rec.segments.insert(Arc::clone(&seg));
-    let map = seg.mapped(io)?;
-    check_segment_size(map.len() as u64, &path)?;
+    let map = seg.mapped().unwrap_or(&[]);
     check_header(map, n, &path)?;
     let end = index_bytes(
         &map[SEGMENT_HEADER_LEN..],
@@ -207,7 +217,7 @@ fn recover_newest(
     };
     check_segment_size(io.file_len(&file, &path)?, &path)?;
     let bytes = io.read_from(&file, &path, 0)?;
-    let seg = Arc::new(SegmentFile::new(n, path.clone(), file, false));
+    let seg = Arc::new(SegmentFile::open(n, path.clone(), file));
     rec.segments.insert(Arc::clone(&seg));
     rec.active = Some(Arc::clone(&seg));
     match decode_segment_header(&bytes) {
@@ -268,9 +278,12 @@ fn torn_header(
             format!("{err} (torn segment creation; strict recovery)"),
         )),
         Access::Write(_) => {
-            io.set_len(&seg.file, &seg.path, 0)?;
-            io.write_all_at(&seg.file, &seg.path, &encode_segment_header(seg.number), 0)?;
-            io.sync_data(&seg.file, &seg.path)?;
+            let file = seg
+                .file()
+                .ok_or_else(|| Error::Failed("newest segment is not open".into()))?;
+            io.set_len(file, &seg.path, 0)?;
+            io.write_all_at(file, &seg.path, &encode_segment_header(seg.number), 0)?;
+            io.sync_data(file, &seg.path)?;
             rec.active_end = SEGMENT_HEADER_LEN as u64;
             Ok(())
         }
@@ -291,8 +304,11 @@ fn cut_torn_tail(io: &Io, seg: &SegmentFile, end: ScanEnd, len: u64, access: Acc
         }
         Access::Write(_) => {
             debug_assert!(end.valid_end < len);
-            io.set_len(&seg.file, &seg.path, end.valid_end)?;
-            io.sync_data(&seg.file, &seg.path)
+            let file = seg
+                .file()
+                .ok_or_else(|| Error::Failed("newest segment is not open".into()))?;
+            io.set_len(file, &seg.path, end.valid_end)?;
+            io.sync_data(file, &seg.path)
         }
     }
 }

@@ -2,16 +2,18 @@
 //! to the active one ([`SegmentWriter`]).
 //!
 //! Sealed segments (those with a successor) never change again, so they are
-//! read through a read-only memory map, made on first use. The active segment
-//! is read with positioned reads (`pread`), since it is still growing.
+//! read through a read-only memory map, made when they are sealed; their file
+//! descriptor is closed then, so a log of thousands of segments does not hold
+//! thousands of open files. The active segment is read with positioned reads
+//! (`pread`), since it is still growing.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use memmap2::Mmap;
 use parking_lot::RwLock;
 
 use super::io::Io;
@@ -25,45 +27,76 @@ use crate::format::segment::{encode_segment_header, segment_file_name};
 /// fit, so one `pread` usually brings header and body together.
 const SPECULATIVE_READ: usize = 1024;
 
-/// One segment file, open for reading (and, when active, written by the
-/// [`SegmentWriter`] through the same handle).
+/// How a segment's bytes are reached.
+enum Backing {
+    /// The active segment: open, written and read with positioned I/O.
+    Open(File),
+    /// A sealed segment: all of it mapped read-only.
+    Mapped(Mmap),
+}
+
+/// One segment file: open while active, mapped once sealed.
 pub(crate) struct SegmentFile {
     pub number: u64,
     pub path: PathBuf,
-    pub file: File,
-    sealed: AtomicBool,
-    map: OnceLock<memmap2::Mmap>,
+    backing: Backing,
 }
 
 impl SegmentFile {
-    pub fn new(number: u64, path: PathBuf, file: File, sealed: bool) -> SegmentFile {
+    /// The active (or newest) segment, open as `file`.
+    pub fn open(number: u64, path: PathBuf, file: File) -> SegmentFile {
         SegmentFile {
             number,
             path,
-            file,
-            sealed: AtomicBool::new(sealed),
-            map: OnceLock::new(),
+            backing: Backing::Open(file),
         }
     }
 
-    /// Marks the segment as never written again (it has a successor now).
-    pub fn seal(&self) {
-        self.sealed.store(true, Ordering::Release);
+    /// A sealed segment: maps `file`, which may be closed afterwards.
+    pub fn sealed(io: &Io, number: u64, path: PathBuf, file: &File) -> Result<SegmentFile> {
+        let map = io.map(file, &path)?;
+        Ok(SegmentFile {
+            number,
+            path,
+            backing: Backing::Mapped(map),
+        })
     }
 
-    pub fn is_sealed(&self) -> bool {
-        self.sealed.load(Ordering::Acquire)
-    }
-
-    /// The whole sealed segment, mapped (once; later calls reuse the map).
-    pub fn mapped(&self, io: &Io) -> Result<&[u8]> {
-        if let Some(m) = self.map.get() {
-            return Ok(m);
+    /// This segment sealed: the same bytes, mapped.
+    pub fn to_sealed(&self, io: &Io) -> Result<SegmentFile> {
+        match &self.backing {
+            Backing::Open(file) => SegmentFile::sealed(io, self.number, self.path.clone(), file),
+            Backing::Mapped(_) => Err(Error::Failed(format!(
+                "{} is sealed twice",
+                self.path.display()
+            ))),
         }
-        let m = io.map(&self.file, &self.path)?;
-        // Two readers may race to map; either map is the same bytes.
-        let _ = self.map.set(m);
-        Ok(self.map.get().map_or(&[][..], |m| &m[..]))
+    }
+
+    /// The open file of an active segment (`None` once sealed).
+    pub fn file(&self) -> Option<&File> {
+        match &self.backing {
+            Backing::Open(f) => Some(f),
+            Backing::Mapped(_) => None,
+        }
+    }
+
+    /// The whole segment, for a sealed one (`None` while active).
+    pub fn mapped(&self) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Mapped(m) => Some(m),
+            Backing::Open(_) => None,
+        }
+    }
+
+    /// The open file, or an error saying this segment is sealed.
+    fn open_file(&self) -> Result<&File> {
+        self.file().ok_or_else(|| {
+            Error::Failed(format!(
+                "{} is sealed and cannot be written",
+                self.path.display()
+            ))
+        })
     }
 }
 
@@ -77,7 +110,7 @@ impl Deref for RecordBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            RecordBytes::Mapped(seg, range) => seg.map.get().map_or(&[][..], |m| &m[range.clone()]),
+            RecordBytes::Mapped(seg, range) => seg.mapped().map_or(&[][..], |m| &m[range.clone()]),
             RecordBytes::Owned(v) => v,
         }
     }
@@ -124,8 +157,7 @@ impl SegmentSet {
     pub fn read_record(&self, pos: u64) -> Result<RecordBytes> {
         let seg = self.segment_of(pos)?;
         let off = position_offset(pos) as usize;
-        if seg.is_sealed() {
-            let bytes = seg.mapped(&self.io)?;
+        if let Some(bytes) = seg.mapped() {
             let len = check_record(bytes.get(off..).unwrap_or(&[]), &seg.path, off)?;
             return Ok(RecordBytes::Mapped(seg, off..off + len));
         }
@@ -135,17 +167,16 @@ impl SegmentSet {
     /// Reads the record at `off` of the active segment `seg`: one `pread`
     /// into a stack buffer for a record that fits, a second for the rest.
     fn pread_record(&self, seg: &SegmentFile, off: usize) -> Result<RecordBytes> {
+        let file = seg.open_file()?;
         let mut first = [0u8; SPECULATIVE_READ];
-        let got = self
-            .io
-            .read_at(&seg.file, &seg.path, &mut first, off as u64)?;
+        let got = self.io.read_at(file, &seg.path, &mut first, off as u64)?;
         let need = parse_header(&first[..got]).map_or(RECORD_HEADER_LEN, |h| h.record_len());
         let mut buf = first[..got.min(need)].to_vec();
         if need > got && got == SPECULATIVE_READ {
             buf.resize(need, 0);
-            let more =
-                self.io
-                    .read_at(&seg.file, &seg.path, &mut buf[got..], (off + got) as u64)?;
+            let more = self
+                .io
+                .read_at(file, &seg.path, &mut buf[got..], (off + got) as u64)?;
             buf.truncate(got + more);
         }
         let len = check_record(&buf, &seg.path, off)?;
@@ -159,13 +190,14 @@ impl SegmentSet {
         let seg = self.segment_of(pos)?;
         let off = position_offset(pos) as usize;
         let mut local = [0u8; RECORD_HEADER_LEN];
-        let bytes: &[u8] = if seg.is_sealed() {
-            seg.mapped(&self.io)?.get(off..).unwrap_or(&[])
-        } else {
-            let got = self
-                .io
-                .read_at(&seg.file, &seg.path, &mut local, off as u64)?;
-            &local[..got]
+        let bytes: &[u8] = match seg.mapped() {
+            Some(m) => m.get(off..).unwrap_or(&[]),
+            None => {
+                let got = self
+                    .io
+                    .read_at(seg.open_file()?, &seg.path, &mut local, off as u64)?;
+                &local[..got]
+            }
         };
         parse_header(bytes).map_err(|e| {
             let why = match e {
@@ -220,25 +252,27 @@ impl SegmentWriter {
             self.start_segment(set, segment)?;
         }
         self.unsynced = true;
-        self.io
-            .write_all_at(&self.active.file, &self.active.path, bytes, offset)
+        let file = self.active.open_file()?;
+        self.io.write_all_at(file, &self.active.path, bytes, offset)
     }
 
     /// Makes everything written so far durable (`fdatasync` of the active segment).
     pub fn sync(&mut self) -> Result<()> {
         if self.unsynced {
-            self.io.sync_data(&self.active.file, &self.active.path)?;
+            self.io
+                .sync_data(self.active.open_file()?, &self.active.path)?;
             self.unsynced = false;
         }
         Ok(())
     }
 
     /// Seals the active segment (synced first, so only the newest segment can
-    /// ever have a torn tail) and creates segment `number` with its header.
+    /// ever have a torn tail; then mapped, its file closed once no reader
+    /// holds it any more) and creates segment `number` with its header.
     fn start_segment(&mut self, set: &SegmentSet, number: u64) -> Result<()> {
         self.sync()?;
         let created = create_segment(&self.io, &self.dir, number)?;
-        self.active.seal();
+        set.insert(Arc::new(self.active.to_sealed(&self.io)?));
         set.insert(Arc::clone(&created));
         self.active = created;
         self.unsynced = true;
@@ -254,5 +288,5 @@ pub(crate) fn create_segment(io: &Io, dir: &Path, number: u64) -> Result<Arc<Seg
     let file = io.create_new(&path)?;
     io.write_all_at(&file, &path, &encode_segment_header(number), 0)?;
     io.sync_dir(dir)?;
-    Ok(Arc::new(SegmentFile::new(number, path, file, false)))
+    Ok(Arc::new(SegmentFile::open(number, path, file)))
 }
