@@ -59,7 +59,16 @@ impl Core {
         let end = end_position(&rec);
         let active = rec.active.expect("the writer always has an active segment");
         let mut state = rec.state;
-        state.pending = PendingLog::starting_at(end);
+        // Buffered policies fill chunks up to the write buffer size; a group
+        // commit's chunk holds one group (small), so it just grows.
+        let chunk_capacity = match opts.sync {
+            SyncPolicy::Always => 0,
+            _ => opts
+                .write_buffer_size
+                .saturating_add(64 * 1024)
+                .min(16 << 20),
+        };
+        state.pending = PendingLog::starting_at(end, chunk_capacity);
         let writer = SegmentWriter::new(io.clone(), dir.to_path_buf(), active);
         Ok(Core {
             dir: dir.to_path_buf(),

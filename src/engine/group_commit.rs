@@ -131,6 +131,8 @@ impl GroupCommit {
         if result.is_ok() && sync {
             result = writer.sync();
         }
+        // Let go of the chunks first, so the pending log can reuse their buffers.
+        drop(chunks);
         let mut st = state.write();
         if let Err(e) = result {
             st.failed = Some(format!("an earlier write or sync failed: {e}"));

@@ -16,6 +16,9 @@ use crate::format::record::{
 };
 use crate::format::segment::SEGMENT_HEADER_LEN;
 
+/// Buffers kept for reuse: one being filled while another is written.
+const MAX_SPARES: usize = 2;
+
 /// Contiguous pending bytes of one segment, starting at `offset`.
 #[derive(Debug)]
 pub(crate) struct Chunk {
@@ -49,24 +52,29 @@ pub(crate) struct PendingLog {
     inflight: Vec<Arc<Chunk>>,
     /// Where the next record goes.
     next: u64,
-    /// A cleared buffer to reuse for the next chunk.
-    spare: Vec<u8>,
+    /// Cleared buffers to reuse for the next chunks (at most `MAX_SPARES`).
+    spares: Vec<Vec<u8>>,
+    /// The capacity a new chunk starts with when no spare is left, so that
+    /// filling it does not reallocate and copy again and again.
+    chunk_capacity: usize,
 }
 
 impl Default for PendingLog {
     fn default() -> PendingLog {
-        PendingLog::starting_at(pack_position(1, SEGMENT_HEADER_LEN as u64))
+        PendingLog::starting_at(pack_position(1, SEGMENT_HEADER_LEN as u64), 0)
     }
 }
 
 impl PendingLog {
-    /// Nothing pending; the next record goes to `next`.
-    pub fn starting_at(next: u64) -> PendingLog {
+    /// Nothing pending; the next record goes to `next`; new chunks start
+    /// with room for `chunk_capacity` bytes.
+    pub fn starting_at(next: u64, chunk_capacity: usize) -> PendingLog {
         PendingLog {
             open: Vec::new(),
             inflight: Vec::new(),
             next,
-            spare: Vec::new(),
+            spares: Vec::new(),
+            chunk_capacity,
         }
     }
 
@@ -90,7 +98,10 @@ impl PendingLog {
         let pos = self.next;
         let continues = self.open.last().is_some_and(|c| c.end() == pos);
         if !continues {
-            let bytes = std::mem::take(&mut self.spare);
+            let bytes = self
+                .spares
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.chunk_capacity));
             self.open.push(Chunk {
                 segment: position_segment(pos),
                 offset: position_offset(pos),
@@ -116,11 +127,11 @@ impl PendingLog {
         for chunk in self.inflight.drain(..) {
             if chunk.end() > through {
                 kept.push(chunk);
-            } else if self.spare.capacity() == 0
+            } else if self.spares.len() < MAX_SPARES
                 && let Ok(mut c) = Arc::try_unwrap(chunk)
             {
                 c.bytes.clear();
-                self.spare = c.bytes;
+                self.spares.push(c.bytes);
             }
         }
         self.inflight = kept;
