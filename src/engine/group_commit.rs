@@ -156,17 +156,20 @@ impl GroupCommit {
     fn wake_followers(&self, failed: bool) {
         let (written, durable) = (self.written(), self.durable());
         let mut woken_leader = false;
-        self.followers
-            .lock()
-            .retain(|(target, needs_sync, thread)| {
-                let done = failed || *target <= if *needs_sync { durable } else { written };
-                let lead = !done && !woken_leader;
-                woken_leader |= lead;
-                if done || lead {
-                    thread.unpark();
-                }
-                !(done || lead)
-            });
+        let mut wake = Vec::new();
+        self.followers.lock().retain(|(target, needs_sync, thread)| {
+            let done = failed || *target <= if *needs_sync { durable } else { written };
+            let lead = !done && !woken_leader;
+            woken_leader |= lead;
+            if done || lead {
+                wake.push(thread.clone());
+            }
+            !(done || lead)
+        });
+        // Outside the lock: new followers register meanwhile without waiting.
+        for thread in wake {
+            thread.unpark();
+        }
     }
 
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
