@@ -2,18 +2,46 @@
 //!
 //! All sessions append to one active segment file; at `segment_size` it is
 //! sealed and the next begins. The byte format is specified in
-//! `format/README.md`. The pieces, each in its own module:
+//! `format/README.md`: every record carries its length, a CRC32 over header
+//! and body, its session sequence, the position of its session's previous
+//! record, and a "batch continues" flag that makes batches atomic on disk.
+//!
+//! How it works, in short:
+//!
+//! - **Appending** (`append`): events are validated and encoded outside any
+//!   lock; under the state lock duplicates are found (id index), sequences
+//!   assigned and records encoded into the pending log (`pending`).
+//! - **Durability** (`group_commit`): under `SyncPolicy::Always` the first
+//!   appender to find the writer free writes everything pending with one
+//!   positioned write and one `fdatasync`; the others park and are woken once
+//!   the durable watermark covers them. Records become visible (readers,
+//!   long-poll waiters, watchers, duplicate appends) only then. Under `Never`
+//!   and `Interval` records are visible at once, served from the pending log
+//!   until the background thread has written them in large chunks.
+//! - **Indexes** (`id_index`, `sparse_index`, `state`): per event, 13 bytes
+//!   of id index slot at most 7/8 full (event-id hash -> record position,
+//!   verified against the record on a hit); per session, the position of
+//!   every 32nd record. A query walks a session's previous-record links back
+//!   from the nearest anchor, so it reads only the records it returns.
+//! - **Recovery** (`recovery`, `scan`): on open every record is checked
+//!   (CRC, keys, session continuity, unique ids; no JSON parsed) and indexed;
+//!   the newest segment's torn tail is cut, other damage is an error naming
+//!   file and offset ([`RecoveryMode`]).
+//!
+//! The modules, one job each:
 //!
 //! - `io`: every file operation, with fault injection for tests ([`FaultInjector`]);
 //! - `lock`: one writer per directory (`LOCK`, `flock`);
 //! - `segment`: reading records (sealed segments mapped, the active one by
 //!   `pread`) and the `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
 //! - `pending`: appended records not yet in a file (readable from memory);
+//! - `append`, `read`: the two halves of the `SessionStore` implementation;
 //! - `group_commit`: leader/follower commit, one `fdatasync` per group;
-//! - `id_index` and `sparse_index`: the compact in-memory indexes;
+//! - `id_index`, `sparse_index`, `hash`, `state`: the in-memory indexes;
 //! - `recovery`, `scan`: checking and indexing the log on open, torn tails;
 //! - `readonly`: following a log another store writes;
-//! - [`inspect`]: verify, stats and salvage for the repair tool.
+//! - `core`, `options`: the open log and how it is opened;
+//! - [`inspect`] (with `salvage`): verify, stats and salvage for the repair tool.
 
 mod append;
 mod core;
