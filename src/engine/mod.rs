@@ -137,9 +137,14 @@ impl LogStore {
     /// Opens the log in `dir` to read along with its writer, with the default options.
     ///
     /// No lock is taken and no file is ever modified (an incomplete tail is
-    /// just not read yet). The store sees what the writer has written:
-    /// queries pick up new records, and a background refresher wakes
-    /// long-poll waiters and watchers. Appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
+    /// just not read yet). The store sees the complete batches the writer has
+    /// written to its files: queries pick up new records, and a background
+    /// refresher (every `refresh_interval`) wakes long-poll waiters and
+    /// watchers. Under `SyncPolicy::Always` the writer syncs right after each
+    /// write, so what a follower sees is durable or about to be (a follower
+    /// in another process cannot observe the `fdatasync` itself); under
+    /// `Never` it sees buffered appends once they are written (within
+    /// `flush_interval`). Appends fail with [`Error::ReadOnly`](crate::Error::ReadOnly).
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<LogStore> {
         LogStore::open_read_only_with(dir, LogOptions::default())
     }
