@@ -5,27 +5,42 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::Stats;
+/// A raw loop of `write(record) + fdatasync` appending to a plain file: the
+/// ceiling of any durable appender that makes each append durable before
+/// answering. The file keeps growing across [`RawAppender::run`] calls.
+pub struct RawAppender {
+    file: File,
+    path: std::path::PathBuf,
+}
 
-/// A raw loop of `write(record) + fdatasync` appending to a new file, for up to
-/// `max_ops` records or `budget` of time: the ceiling of any durable appender
-/// that makes each append durable before answering.
-pub fn write_fdatasync_loop(dir: &Path, record: usize, max_ops: usize, budget: Duration) -> Stats {
-    let path = dir.join("raw-fdatasync.bin");
-    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).expect("raw file");
-    let buf = vec![0xA5u8; record];
-    let mut lat = Vec::with_capacity(max_ops.min(1 << 20));
-    let start = Instant::now();
-    while lat.len() < max_ops && start.elapsed() < budget {
-        let t = Instant::now();
-        file.write_all(&buf).expect("raw write");
-        file.sync_data().expect("raw fdatasync");
-        lat.push(t.elapsed());
+impl RawAppender {
+    /// A new, empty file in `dir`.
+    pub fn new(dir: &Path, name: &str) -> RawAppender {
+        let path = dir.join(name);
+        let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).expect("raw file");
+        RawAppender { file, path }
     }
-    let stats = Stats::from_latencies(lat, start.elapsed());
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    stats
+
+    /// Appends `record`-byte records, each followed by `fdatasync`, for
+    /// `budget`; returns each one's latency.
+    pub fn run(&mut self, record: usize, budget: Duration) -> Vec<Duration> {
+        let buf = vec![0xA5u8; record];
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < budget {
+            let t = Instant::now();
+            self.file.write_all(&buf).expect("raw write");
+            self.file.sync_data().expect("raw fdatasync");
+            lat.push(t.elapsed());
+        }
+        lat
+    }
+}
+
+impl Drop for RawAppender {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Sequential write bandwidth in bytes/s: `total` bytes in 1 MiB writes,

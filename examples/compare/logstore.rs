@@ -57,18 +57,18 @@ pub fn reopen(dir: &Path, count: &dyn Fn(&dyn SessionStore) -> u64) -> Option<Re
     Some((took, found, mem))
 }
 
-/// Child mode: fills `dir` with `bytes` of 4 KiB events (buffered), says
-/// "ready", and keeps appending until killed.
-pub fn fill_until_killed(dir: &Path, bytes: u64) {
+/// Child mode: fills `dir` with `bytes` of `body_len`-byte events
+/// (buffered), says "ready", and keeps appending until killed.
+pub fn fill_until_killed(dir: &Path, bytes: u64, body_len: usize) {
     let store = LogStore::open_with(dir, options(false)).expect("open LogStore");
-    let body = "x".repeat(4000);
+    let body = "x".repeat(body_len.saturating_sub(96));
     let mut written = 0u64;
     let mut told = false;
     for n in 0u64.. {
         let session = format!("fill-{}", n as usize % FILL_SESSIONS);
         let e = Event::new(session, EventType::MessageStreamed).with_data("text", body.as_str());
         store.append_event_with_sequence(e).expect("append");
-        written += 4096;
+        written += body_len as u64 + 32;
         if !told && written >= bytes {
             println!("ready");
             std::io::stdout().flush().expect("stdout");

@@ -53,7 +53,7 @@ impl Stored {
 /// The target's body.
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = super::input::scratch_dir();
     let opts = options(input.u8());
     let mut store = Some(LogStore::open_with(dir.path(), opts.clone()).expect("open a new log"));
     let mut checker = ModelChecker::new();
