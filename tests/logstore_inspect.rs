@@ -206,3 +206,158 @@ fn an_interrupted_in_place_salvage_is_finished_by_the_next_open() {
     assert!(!ready.exists());
     assert!(inspect::verify(dir.path()).unwrap().problems.is_empty());
 }
+
+/// Checks the documented progress contract: first 0, strictly increasing,
+/// a constant total, last == total == the segment files' sizes.
+fn assert_progress(calls: &[inspect::Progress], dir: &Path) {
+    let total: u64 = segments(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(!calls.is_empty());
+    assert_eq!(calls[0].bytes_done, 0);
+    assert!(calls.iter().all(|p| p.bytes_total == total), "{calls:?}");
+    assert!(
+        calls.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done),
+        "{calls:?}"
+    );
+    assert_eq!(calls.last().unwrap().bytes_done, total);
+}
+
+#[test]
+fn progress_variants_report_increasing_bytes_up_to_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let n_segments = segments(dir.path()).len();
+    assert!(n_segments >= 3);
+
+    let mut calls = Vec::new();
+    let report = inspect::verify_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert_eq!(report, inspect::verify(dir.path()).unwrap());
+    assert_progress(&calls, dir.path());
+    // Small segments: one report per segment, after the initial one.
+    assert_eq!(calls.len(), n_segments + 1);
+
+    let mut calls = Vec::new();
+    let stats = inspect::stats_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert_eq!(stats, inspect::stats(dir.path()).unwrap());
+    assert_progress(&calls, dir.path());
+
+    // On a damaged log too, and for salvage (over the source's bytes).
+    damage_second_segment(dir.path(), 1);
+    let mut calls = Vec::new();
+    let report = inspect::verify_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert!(!report.problems.is_empty());
+    assert_progress(&calls, dir.path());
+    let dst = tempfile::tempdir().unwrap();
+    let mut calls = Vec::new();
+    let report =
+        inspect::salvage_with_progress(dir.path(), dst.path().join("new"), |p| calls.push(p))
+            .unwrap();
+    assert_eq!(report.copied, 89);
+    assert_progress(&calls, dir.path());
+}
+
+#[test]
+fn progress_is_reported_every_few_mib_inside_a_large_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        sync: SyncPolicy::Never,
+        ..LogOptions::default()
+    };
+    let store = LogStore::open_with(dir.path(), opts).unwrap();
+    // About 10 MiB in one (64 MiB) segment.
+    for n in 0..160u64 {
+        let batch: Vec<_> = (0..16).map(|k| ev("big", n * 16 + k, 4000)).collect();
+        store.append_events(batch).unwrap();
+    }
+    store.close().unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+    let mut calls = Vec::new();
+    inspect::verify_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert_progress(&calls, dir.path());
+    assert!(calls.len() >= 3, "{calls:?}");
+}
+
+#[test]
+fn progress_on_a_log_without_segments_is_one_report_of_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut calls = Vec::new();
+    let report = inspect::verify_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert_eq!(report, inspect::VerifyReport::default());
+    assert_eq!(calls, vec![inspect::Progress::default()]);
+    let mut calls = Vec::new();
+    inspect::stats_with_progress(dir.path(), |p| calls.push(p)).unwrap();
+    assert_eq!(calls, vec![inspect::Progress::default()]);
+}
+
+#[test]
+fn lock_dir_conflicts_with_an_open_store_and_is_released_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        inspect::lock_dir(dir.path()),
+        Err(Error::Locked { dir: d }) if d == dir.path()
+    ));
+    store.close().unwrap();
+
+    let guard = inspect::lock_dir(dir.path()).unwrap();
+    assert!(dir.path().join(inspect::LOCK_FILE_NAME).exists());
+    assert!(matches!(
+        LogStore::open(dir.path()),
+        Err(Error::Locked { .. })
+    ));
+    assert!(matches!(
+        inspect::lock_dir(dir.path()),
+        Err(Error::Locked { .. })
+    ));
+    // Readers are not kept out.
+    LogStore::open_read_only(dir.path()).unwrap();
+    inspect::verify(dir.path()).unwrap();
+    drop(guard);
+
+    LogStore::open(dir.path()).unwrap().close().unwrap();
+    // A missing directory is an error, not a panic (and nothing is created).
+    let missing = dir.path().join("missing");
+    assert!(inspect::lock_dir(&missing).is_err());
+    assert!(!missing.exists());
+}
+
+#[test]
+fn format_version_comes_from_the_segment_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(inspect::format_version(dir.path()).unwrap(), None);
+    build(dir.path());
+    let v = sessionlog::format::segment::FORMAT_VERSION;
+    assert_eq!(inspect::format_version(dir.path()).unwrap(), Some(v));
+    let stats = inspect::stats(dir.path()).unwrap();
+    assert_eq!(stats.format_version(), Some(v));
+    assert!(stats.segments.iter().all(|s| s.format_version == Some(v)));
+
+    // A damaged first header: the next readable one answers; stats says
+    // which segment's header is unreadable.
+    let segs = segments(dir.path());
+    let mut first = std::fs::read(&segs[0]).unwrap();
+    first[3] ^= 0xff;
+    std::fs::write(&segs[0], &first).unwrap();
+    assert_eq!(inspect::format_version(dir.path()).unwrap(), Some(v));
+    let stats = inspect::stats(dir.path()).unwrap();
+    assert_eq!(stats.segments[0].format_version, None);
+    assert_eq!(stats.segments[1].format_version, Some(v));
+    assert_eq!(stats.format_version(), Some(v));
+
+    // A well-formed header of another version is named, though not readable.
+    let mut header = sessionlog::format::segment::encode_segment_header(1);
+    header[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32fast::hash(&header[..28]);
+    header[28..32].copy_from_slice(&crc.to_le_bytes());
+    first[..32].copy_from_slice(&header);
+    std::fs::write(&segs[0], &first).unwrap();
+    assert_eq!(inspect::format_version(dir.path()).unwrap(), Some(2));
+    assert!(inspect::stats(dir.path()).is_err());
+
+    // Only headers that are too short or garbage: no version.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("00000000000000000001.seg"), b"SLOG").unwrap();
+    assert_eq!(inspect::format_version(other.path()).unwrap(), None);
+}

@@ -1,11 +1,18 @@
 //! Looking into a log directory without opening it as a store, for the
 //! command-line tool: every record with its file and offset ([`scan`]), a
-//! full check ([`verify`]), statistics ([`stats`]) and a copy of every valid
-//! record into a clean new log ([`salvage`]).
+//! full check ([`verify`]), statistics ([`stats`]), the format version
+//! ([`format_version`]) and a copy of every valid record into a clean new log
+//! ([`salvage`]).
 //!
 //! None of these take the directory lock or modify the directory they read,
 //! so they can run next to a live writer (they then see a snapshot, possibly
-//! with an incomplete tail the writer is still writing).
+//! with an incomplete tail the writer is still writing). A tool that must
+//! keep writers away meanwhile takes the writer lock itself with
+//! [`lock_dir`].
+//!
+//! The long walks have variants that report [`Progress`] in bytes of
+//! segment files ([`verify_with_progress`], [`stats_with_progress`],
+//! [`salvage_with_progress`]), for a progress bar.
 //!
 //! ```
 //! use sessionlog::{Event, EventType, LogStore, SessionStore};
@@ -31,11 +38,141 @@ use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
 use crate::format::segment::{
-    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, parse_segment_file_name,
-    segment_file_name,
+    FORMAT_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header,
+    parse_segment_file_name, segment_file_name,
 };
 
-pub use super::salvage::{LostRange, Renumbered, SalvageReport, salvage};
+pub use super::lock::{DirLock, LOCK_FILE_NAME};
+pub use super::salvage::{LostRange, Renumbered, SalvageReport, salvage, salvage_with_progress};
+
+/// How far a walk over a log has got, in bytes of segment files.
+///
+/// The `*_with_progress` functions call their callback first with
+/// `bytes_done == 0` (before reading anything; `bytes_total` is then already
+/// known), then after each segment file and every few MiB inside a large
+/// one, with `bytes_done` strictly increasing; the last call of a walk that
+/// succeeds has `bytes_done == bytes_total`. A log without segment files
+/// gets exactly one call, with both zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of segment files processed so far.
+    pub bytes_done: u64,
+    /// Bytes of all segment files, as their sizes were when the walk started
+    /// (a live writer's later appends are not counted).
+    pub bytes_total: u64,
+}
+
+/// Progress is reported at least this often inside a large segment.
+const PROGRESS_STEP: u64 = 4 * 1024 * 1024;
+
+/// Turns positions in the walk into [`Progress`] calls.
+struct Tracker<'p> {
+    report: &'p mut dyn FnMut(Progress),
+    total: u64,
+    /// Bytes of the segments finished.
+    base: u64,
+    /// The planned size of the segment being walked.
+    size: u64,
+    /// The last `bytes_done` reported.
+    reported: u64,
+}
+
+impl<'p> Tracker<'p> {
+    fn new(report: &'p mut dyn FnMut(Progress), total: u64) -> Tracker<'p> {
+        report(Progress {
+            bytes_done: 0,
+            bytes_total: total,
+        });
+        Tracker {
+            report,
+            total,
+            base: 0,
+            size: 0,
+            reported: 0,
+        }
+    }
+
+    fn start_segment(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    /// The walk is at byte `offset` of the current segment.
+    fn at(&mut self, offset: u64) {
+        let done = self.base.saturating_add(offset.min(self.size));
+        if done.saturating_sub(self.reported) >= PROGRESS_STEP {
+            self.emit(done);
+        }
+    }
+
+    fn end_segment(&mut self) {
+        self.base = self.base.saturating_add(self.size).min(self.total);
+        self.size = 0;
+        self.emit(self.base);
+    }
+
+    fn emit(&mut self, done: u64) {
+        let done = done.min(self.total);
+        if done > self.reported {
+            self.reported = done;
+            (self.report)(Progress {
+                bytes_done: done,
+                bytes_total: self.total,
+            });
+        }
+    }
+}
+
+/// The format version a segment header states: the version this build
+/// reads for a valid header, the stated one for a well-formed header of
+/// another version, `None` for a damaged or incomplete header.
+fn header_version(bytes: &[u8]) -> Option<u32> {
+    match decode_segment_header(bytes) {
+        Ok(_) => Some(FORMAT_VERSION),
+        Err(SegmentHeaderError::UnsupportedVersion(v)) => Some(v),
+        Err(SegmentHeaderError::Short(_) | SegmentHeaderError::Damaged(_)) => None,
+    }
+}
+
+/// The segment numbers in `dir`, sorted.
+fn segment_numbers(io: &Io, dir: &Path) -> Result<Vec<u64>> {
+    let mut numbers: Vec<u64> = io
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|n| n.to_str().and_then(parse_segment_file_name))
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// The format version of the log in `dir`: the one stated by the header of
+/// the first segment file (in number order) whose header is readable, or
+/// `None` when there is no segment file or no readable header. A version
+/// other than [`FORMAT_VERSION`] means this build cannot read the log.
+/// Reads only the segment headers; modifies nothing.
+pub fn format_version(dir: impl AsRef<Path>) -> Result<Option<u32>> {
+    let (dir, io) = (dir.as_ref(), Io::default());
+    for n in segment_numbers(&io, dir)? {
+        let path = dir.join(segment_file_name(n));
+        let file = io.open_ro(&path)?;
+        let mut head = [0u8; SEGMENT_HEADER_LEN];
+        let got = io.read_at(&file, &path, &mut head, 0)?;
+        if let Some(v) = head.get(..got).and_then(header_version) {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// Takes the writer lock of the log directory `dir` (the file `dir/LOCK`,
+/// created if missing), exactly as [`LogStore::open`](crate::LogStore::open)
+/// does, so that no store can open the log for writing while the returned
+/// guard lives; dropping the guard releases it. Fails with
+/// [`Error::Locked`] when a store (in this or another process) or another
+/// guard holds it. Read-only opens and the functions of this module take no
+/// lock and are not kept out.
+pub fn lock_dir(dir: impl AsRef<Path>) -> Result<DirLock> {
+    DirLock::acquire(&Io::default(), dir.as_ref())
+}
 
 /// Something wrong in a log directory, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +234,12 @@ pub(crate) struct Walked<'a> {
 
 /// What the walk hands its visitor.
 pub(crate) enum Visit<'a, 'b> {
+    /// A segment file starts (before its records).
+    Segment {
+        file: &'b Path,
+        number: u64,
+        format_version: Option<u32>,
+    },
     Record(&'b Walked<'a>),
     /// Damage or a segment's end: a batch open before it is broken.
     Break,
@@ -105,17 +248,27 @@ pub(crate) enum Visit<'a, 'b> {
 /// Walks every segment file of `dir` in number order, record by record,
 /// skipping over damage to the next valid record. Returns the problems; a
 /// segment of an unsupported format version is an error, not a problem.
-pub(crate) fn walk(dir: &Path, mut visit: impl FnMut(Visit<'_, '_>)) -> Result<Vec<Problem>> {
+pub(crate) fn walk(dir: &Path, visit: impl FnMut(Visit<'_, '_>)) -> Result<Vec<Problem>> {
+    walk_with_progress(dir, visit, &mut |_| {})
+}
+
+/// [`walk`], reporting [`Progress`] as documented there.
+pub(crate) fn walk_with_progress(
+    dir: &Path,
+    mut visit: impl FnMut(Visit<'_, '_>),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<Problem>> {
     let io = Io::default();
-    let mut numbers: Vec<u64> = io
-        .list_dir(dir)?
-        .iter()
-        .filter_map(|n| n.to_str().and_then(parse_segment_file_name))
-        .collect();
-    numbers.sort_unstable();
+    let numbers = segment_numbers(&io, dir)?;
+    let mut sizes = Vec::with_capacity(numbers.len());
+    for &n in &numbers {
+        sizes.push(io.file_size(&dir.join(segment_file_name(n)))?);
+    }
+    let total = sizes.iter().fold(0u64, |a, &b| a.saturating_add(b));
+    let mut tracker = Tracker::new(progress, total);
     let mut problems = Vec::new();
     let mut expected = 1;
-    for (i, &n) in numbers.iter().enumerate() {
+    for ((i, &n), &size) in numbers.iter().enumerate().zip(&sizes) {
         for missing in expected..n {
             problems.push(problem(
                 &dir.join(segment_file_name(missing)),
@@ -132,9 +285,22 @@ pub(crate) fn walk(dir: &Path, mut visit: impl FnMut(Visit<'_, '_>)) -> Result<V
             // Not damage: a format this build cannot read at all.
             return Err(Error::corrupt(&path, 8, e.to_string()));
         }
+        visit(Visit::Segment {
+            file: &path,
+            number: n,
+            format_version: header_version(&bytes),
+        });
         let newest = i + 1 == numbers.len();
-        walk_segment(&path, n, &bytes, newest, &mut visit, &mut problems);
+        tracker.start_segment(size);
+        let walk = SegmentWalk {
+            path: &path,
+            n,
+            bytes: &bytes,
+            newest,
+        };
+        walk_segment(walk, &mut visit, &mut problems, &mut tracker);
         visit(Visit::Break);
+        tracker.end_segment();
     }
     Ok(problems)
 }
@@ -148,14 +314,26 @@ fn problem(file: &Path, offset: u64, reason: impl Into<String>, torn_tail: bool)
     }
 }
 
-fn walk_segment(
-    path: &Path,
+/// One segment file to walk.
+struct SegmentWalk<'a> {
+    path: &'a Path,
     n: u64,
-    bytes: &[u8],
+    bytes: &'a [u8],
     newest: bool,
+}
+
+fn walk_segment(
+    segment: SegmentWalk<'_>,
     visit: &mut impl FnMut(Visit<'_, '_>),
     problems: &mut Vec<Problem>,
+    tracker: &mut Tracker<'_>,
 ) {
+    let SegmentWalk {
+        path,
+        n,
+        bytes,
+        newest,
+    } = segment;
     match decode_segment_header(bytes) {
         Ok(found) if found == n => {}
         Ok(found) => problems.push(problem(
@@ -187,6 +365,7 @@ fn walk_segment(
                     .batch_continues()
                     .then(|| open_batch.unwrap_or(at as u64));
                 at += len;
+                tracker.at(at as u64);
             }
             Err(why) => {
                 let reason = why.unwrap_or_else(|| "record is cut short".into());
@@ -198,7 +377,10 @@ fn walk_segment(
                 problems.push(problem(path, at as u64, reason, torn));
                 visit(Visit::Break);
                 match next {
-                    Some(p) => at = p,
+                    Some(p) => {
+                        at = p;
+                        tracker.at(at as u64);
+                    }
                     None => return,
                 }
             }
@@ -263,17 +445,45 @@ impl VerifyReport {
 /// previous-record links, and that no event id repeats. Returns every
 /// problem with its file and offset.
 pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify_with_progress(dir, |_| {})
+}
+
+/// [`verify`], calling `progress` as the check advances (see [`Progress`]).
+///
+/// ```
+/// use sessionlog::{Event, EventType, LogStore, SessionStore};
+/// use sessionlog::engine::inspect;
+/// let dir = tempfile::tempdir()?;
+/// let store = LogStore::open(dir.path())?;
+/// store.append_event_with_sequence(Event::new("s", EventType::RunStarted))?;
+/// store.close()?;
+/// let mut last = inspect::Progress::default();
+/// let report = inspect::verify_with_progress(dir.path(), |p| last = p)?;
+/// assert!(report.problems.is_empty());
+/// assert_eq!(last.bytes_done, last.bytes_total);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn verify_with_progress(
+    dir: impl AsRef<Path>,
+    mut progress: impl FnMut(Progress),
+) -> Result<VerifyReport> {
     let dir = dir.as_ref();
     let mut report = VerifyReport::default();
     let mut sessions: HashMap<String, (u64, u64)> = HashMap::new();
     let mut ids: HashSet<u128> = HashSet::new();
     let (h1, h2) = (FastHash::new(), FastHash::new());
     let mut chain_problems = Vec::new();
-    let mut last_segment = 0;
-    let walk_problems = walk(dir, |v| {
-        let Visit::Record(w) = v else { return };
+    let mut segments = 0;
+    let visit = |v: Visit<'_, '_>| {
+        let w = match v {
+            Visit::Record(w) => w,
+            Visit::Segment { .. } => {
+                segments += 1;
+                return;
+            }
+            Visit::Break => return,
+        };
         report.records += 1;
-        last_segment = last_segment.max(w.segment);
         let (f, pos) = (&w.found, pack_position(w.segment, w.found.offset));
         let entry = sessions
             .entry(f.keys.session_id.to_string())
@@ -292,19 +502,12 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport> {
             let why = format!("event id {:?} is stored more than once", f.keys.id);
             chain_problems.push(problem(w.file, f.offset, why, false));
         }
-    })?;
-    report.segments = count_segments(dir)?;
+    };
+    let walk_problems = walk_with_progress(dir, visit, &mut progress)?;
+    report.segments = segments;
     report.problems = walk_problems;
     report.problems.extend(chain_problems);
     Ok(report)
-}
-
-fn count_segments(dir: &Path) -> Result<u64> {
-    let names = Io::default().list_dir(dir)?;
-    Ok(names
-        .iter()
-        .filter(|n| n.to_str().and_then(parse_segment_file_name).is_some())
-        .count() as u64)
 }
 
 /// Per-segment statistics.
@@ -318,6 +521,9 @@ pub struct SegmentStats {
     pub records: u64,
     /// Bytes of those records (headers and bodies).
     pub record_bytes: u64,
+    /// The format version its header states (see [`format_version`]);
+    /// `None` when the header is damaged or incomplete.
+    pub format_version: Option<u32>,
     /// The session and sequence of its first valid record.
     pub first: Option<(String, u64)>,
     /// The session and sequence of its last valid record.
@@ -346,27 +552,57 @@ pub struct Stats {
     pub problems: Vec<Problem>,
 }
 
-/// Counts, sizes and sequence ranges per segment and per session. Modifies nothing.
+impl Stats {
+    /// The log's format version: the first one a segment header states
+    /// (`None` when no segment header is readable).
+    pub fn format_version(&self) -> Option<u32> {
+        self.segments.iter().find_map(|s| s.format_version)
+    }
+}
+
+/// Counts, sizes and sequence ranges per segment and per session, and the
+/// format version of each segment. Modifies nothing.
 pub fn stats(dir: impl AsRef<Path>) -> Result<Stats> {
+    stats_with_progress(dir, |_| {})
+}
+
+/// [`stats`], calling `progress` as the walk advances (see [`Progress`]).
+pub fn stats_with_progress(
+    dir: impl AsRef<Path>,
+    mut progress: impl FnMut(Progress),
+) -> Result<Stats> {
     let dir = dir.as_ref();
     let mut segments: Vec<SegmentStats> = Vec::new();
     let mut sessions: HashMap<String, SessionStats> = HashMap::new();
-    let problems = walk(dir, |v| {
-        let Visit::Record(w) = v else { return };
+    let visit = |v: Visit<'_, '_>| {
+        let w = match v {
+            Visit::Record(w) => w,
+            Visit::Segment {
+                file,
+                number,
+                format_version,
+            } => {
+                segments.push(SegmentStats {
+                    file: file.to_path_buf(),
+                    segment: number,
+                    records: 0,
+                    record_bytes: 0,
+                    format_version,
+                    first: None,
+                    last: None,
+                });
+                return;
+            }
+            Visit::Break => return,
+        };
         let key = (w.found.keys.session_id.to_string(), w.found.header.sequence);
-        if segments.last().is_none_or(|s| s.segment != w.segment) {
-            segments.push(SegmentStats {
-                file: w.file.to_path_buf(),
-                segment: w.segment,
-                records: 0,
-                record_bytes: 0,
-                first: Some(key.clone()),
-                last: None,
-            });
-        }
-        let seg = segments.last_mut().expect("just pushed");
+        // The walk announces every segment before its records.
+        let Some(seg) = segments.last_mut().filter(|s| s.segment == w.segment) else {
+            return;
+        };
         seg.records += 1;
         seg.record_bytes += w.found.header.record_len() as u64;
+        seg.first.get_or_insert_with(|| key.clone());
         seg.last = Some(key.clone());
         let s = sessions
             .entry(key.0.clone())
@@ -377,8 +613,8 @@ pub fn stats(dir: impl AsRef<Path>) -> Result<Stats> {
             });
         s.latest_sequence = s.latest_sequence.max(key.1);
         s.events += 1;
-    })?;
-    add_empty_segments(dir, &mut segments)?;
+    };
+    let problems = walk_with_progress(dir, visit, &mut progress)?;
     let mut sessions: Vec<SessionStats> = sessions.into_values().collect();
     sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
     Ok(Stats {
@@ -386,25 +622,4 @@ pub fn stats(dir: impl AsRef<Path>) -> Result<Stats> {
         sessions,
         problems,
     })
-}
-
-/// Lists segments without a valid record too, so every file appears.
-fn add_empty_segments(dir: &Path, segments: &mut Vec<SegmentStats>) -> Result<()> {
-    for name in Io::default().list_dir(dir)? {
-        let Some(n) = name.to_str().and_then(parse_segment_file_name) else {
-            continue;
-        };
-        if !segments.iter().any(|s| s.segment == n) {
-            segments.push(SegmentStats {
-                file: dir.join(segment_file_name(n)),
-                segment: n,
-                records: 0,
-                record_bytes: 0,
-                first: None,
-                last: None,
-            });
-        }
-    }
-    segments.sort_by_key(|s| s.segment);
-    Ok(())
 }

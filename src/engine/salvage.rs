@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::inspect::{Problem, Visit, verify, walk};
+use super::inspect::{Problem, Progress, Visit, verify, walk_with_progress};
 use super::io::Io;
 use super::{LogOptions, LogStore, SyncPolicy};
 use crate::error::{Error, Result};
@@ -75,6 +75,16 @@ struct SessionCopy {
 /// (created; it must not hold a log yet) and reports what was lost. `src` is
 /// not modified. Batches are copied as batches where they are complete.
 pub fn salvage(src: impl AsRef<Path>, dst: impl AsRef<Path>) -> Result<SalvageReport> {
+    salvage_with_progress(src, dst, |_| {})
+}
+
+/// [`salvage`], calling `progress` as the copy advances through the source
+/// log's segment files (see [`Progress`]).
+pub fn salvage_with_progress(
+    src: impl AsRef<Path>,
+    dst: impl AsRef<Path>,
+    mut progress: impl FnMut(Progress),
+) -> Result<SalvageReport> {
     let (src, dst) = (src.as_ref(), dst.as_ref());
     if dst.is_dir() && has_segments(dst)? {
         return Err(Error::invalid(format!(
@@ -101,7 +111,8 @@ pub fn salvage(src: impl AsRef<Path>, dst: impl AsRef<Path>) -> Result<SalvageRe
         }
         batch.clear();
     };
-    let problems = walk(src, |v| match v {
+    let visit = |v: Visit<'_, '_>| match v {
+        Visit::Segment { .. } => {}
         Visit::Break => copy(&mut batch, &mut report),
         Visit::Record(w) => {
             match event_codec::decode(w.body, w.found.header.sequence) {
@@ -117,7 +128,8 @@ pub fn salvage(src: impl AsRef<Path>, dst: impl AsRef<Path>) -> Result<SalvageRe
                 copy(&mut batch, &mut report);
             }
         }
-    })?;
+    };
+    let problems = walk_with_progress(src, visit, &mut progress)?;
     report.problems = problems;
     report.problems.extend(undecodable);
     if let Some(e) = failure {
