@@ -3,17 +3,14 @@
 //! message instead of a low-level I/O error (or, for writers, a new log
 //! created somewhere by mistake).
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use sessionlog::engine::inspect::LOCK_FILE_NAME;
 use sessionlog::format::segment::{parse_segment_file_name, segment_file_name};
 
 use crate::error::{CliError, CliResult};
-
-/// The name of the writer lock file in a log directory (see the engine's
-/// `lock` module; the lock protocol is an exclusive `flock` on it).
-const LOCK_FILE_NAME: &str = "LOCK";
 
 /// One segment file of a log directory.
 #[derive(Clone, Debug)]
@@ -107,35 +104,4 @@ fn list(dir: &Path) -> CliResult<Vec<String>> {
         }
     }
     Ok(names)
-}
-
-/// The writer lock of a log directory, held by the tool itself while it
-/// reads a log it cannot open as a store (a salvage of a damaged log), so
-/// that no writer appends meanwhile. Released when dropped.
-pub struct HeldLock {
-    _file: File,
-}
-
-/// Takes the writer lock of `dir` the way `LogStore::open` does, or fails
-/// with a clear message when a store (in any process) holds it.
-pub fn lock_dir(dir: &Path) -> CliResult<HeldLock> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(HeldLock { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(sessionlog::Error::Locked {
-            dir: dir.to_path_buf(),
-        }
-        .into()),
-        Err(TryLockError::Error(e)) => Err(CliError::new(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
-    }
 }

@@ -15,7 +15,7 @@ use sessionlog::LogStore;
 use sessionlog::engine::inspect::{self, SalvageReport, VerifyReport};
 
 use crate::error::{CliError, CliResult, EXIT_FINDINGS};
-use crate::logdir::{SegmentFile, lock_dir, require_log_dir, segment_files};
+use crate::logdir::{SegmentFile, require_log_dir, segment_files};
 use crate::output::{Out, count};
 use crate::progress::Progress;
 
@@ -26,10 +26,7 @@ pub fn run(dir: &Path, salvage: Option<&Path>) -> CliResult<u8> {
     if let Some(out) = salvage {
         require_new_dir(out)?;
     }
-    let before = {
-        let _spinner = Progress::spinner("checking the log");
-        inspect::verify(dir)?
-    };
+    let before = verify(dir, "checking the log")?;
     let mut out = Out::new();
     let code = if before.is_openable() {
         repair_tail(dir, &before, salvage, &mut out)?
@@ -76,14 +73,17 @@ fn repair_tail(
     out: &mut Out,
 ) -> CliResult<u8> {
     let sizes_before = segment_files(dir)?;
-    let store = LogStore::open(dir)?;
+    let store = {
+        let _spinner = Progress::spinner("opening the log (recovery)");
+        LogStore::open(dir)?
+    };
     let salvaged = match salvage {
         Some(target) => Some(run_salvage(dir, target)?),
         None => None,
     };
     store.close()?;
     report_cut(dir, before, &sizes_before, out)?;
-    let after = inspect::verify(dir)?;
+    let after = verify(dir, "checking the repaired log")?;
     let code = report_after(dir, &after, out)?;
     if let (Some(target), Some(report)) = (salvage, salvaged) {
         report_salvage(target, &report, out)?;
@@ -111,7 +111,9 @@ fn damaged(
         return Ok(EXIT_FINDINGS);
     };
     let report = {
-        let _lock = lock_dir(dir)?;
+        // Keeps writers away while the damaged log is read (what
+        // `LogStore::open` would take; a conflict is `Error::Locked`).
+        let _lock = inspect::lock_dir(dir)?;
         run_salvage(dir, target)?
     };
     report_salvage(target, &report, out)?;
@@ -125,8 +127,16 @@ fn damaged(
 }
 
 fn run_salvage(dir: &Path, target: &Path) -> CliResult<SalvageReport> {
-    let _spinner = Progress::spinner("salvaging valid records");
-    Ok(inspect::salvage(dir, target)?)
+    let bar = Progress::log_walk("salvaging valid records");
+    Ok(inspect::salvage_with_progress(dir, target, |p| {
+        bar.update(p)
+    })?)
+}
+
+/// `inspect::verify` with a progress bar.
+fn verify(dir: &Path, message: &str) -> CliResult<VerifyReport> {
+    let bar = Progress::log_walk(message);
+    Ok(inspect::verify_with_progress(dir, |p| bar.update(p))?)
 }
 
 /// Says which torn tails were found and how many bytes opening cut.

@@ -4,8 +4,6 @@
 //! writer lock and without modifying anything (like `open_read_only`, but it
 //! also copes with a damaged log, which is when an operator wants numbers).
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -86,8 +84,8 @@ pub fn run(dir: &Path, with_sessions: bool, json: bool) -> CliResult<u8> {
     require_log_dir(dir)?;
     let files = segment_files(dir)?;
     let stats = {
-        let _spinner = Progress::spinner("reading the log");
-        inspect::stats(dir)?
+        let bar = Progress::log_walk("reading the log");
+        inspect::stats_with_progress(dir, |p| bar.update(p))?
     };
     let report = build(dir, &files, &stats, with_sessions);
     let mut out = Out::new();
@@ -106,10 +104,9 @@ fn build(dir: &Path, files: &[SegmentFile], stats: &inspect::Stats, with_session
         .iter()
         .map(|s| segment_report(s, files))
         .collect();
-    let format_version = segments.iter().find_map(|s| s.format_version);
     Report {
         dir: dir.to_path_buf(),
-        format_version,
+        format_version: stats.format_version(),
         segment_count: segments.len(),
         total_events: stats.segments.iter().map(|s| s.records).sum(),
         total_bytes: files.iter().map(|f| f.size).sum(),
@@ -135,7 +132,7 @@ fn segment_report(s: &SegmentStats, files: &[SegmentFile]) -> SegmentReport {
             .iter()
             .find(|f| f.number == s.segment)
             .map_or(0, |f| f.size),
-        format_version: read_format_version(&s.file),
+        format_version: s.format_version,
         events: s.records,
         record_bytes: s.record_bytes,
         first: position(&s.first),
@@ -149,19 +146,6 @@ fn session_report(s: &SessionStats) -> SessionReport {
         latest_sequence: s.latest_sequence,
         events: s.events,
     }
-}
-
-/// The format version field of a segment header: a little-endian u32 at
-/// byte 8, after the 8-byte magic (`format/README.md`). `None` when the
-/// file is too short or does not start with the magic.
-fn read_format_version(path: &Path) -> Option<u32> {
-    use sessionlog::format::segment::SEGMENT_MAGIC;
-    let mut head = [0u8; 12];
-    File::open(path).ok()?.read_exact(&mut head).ok()?;
-    if head[..8] != SEGMENT_MAGIC {
-        return None;
-    }
-    Some(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))
 }
 
 fn print_text(out: &mut Out, r: &Report) -> CliResult<()> {

@@ -32,8 +32,8 @@ struct Report {
 pub fn run(dir: &Path, json: bool) -> CliResult<u8> {
     require_log_dir(dir)?;
     let report = {
-        let _spinner = Progress::spinner("verifying the log");
-        inspect::verify(dir)?
+        let bar = Progress::log_walk("verifying the log");
+        inspect::verify_with_progress(dir, |p| bar.update(p))?
     };
     let mut out = Out::new();
     if json {

@@ -114,3 +114,21 @@ fn salvage_recovers_every_valid_record_and_never_touches_the_original() {
     let again = run_writer_in(&dir, &["recover", "--salvage", path_str(&out_dir)]);
     assert_fails(&again, 2, &["not empty"]);
 }
+
+#[test]
+fn salvage_refuses_a_directory_whose_writer_lock_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let out_dir = tmp.path().join("salvaged");
+    make_log(&dir, small_segments(), &["a"], 12);
+    let victim = records(&dir).into_iter().find(|r| r.segment == 2).unwrap();
+    flip_bit_in(&victim);
+    // The engine's lock, as a writer holds it.
+    let held = sessionlog::engine::inspect::lock_dir(&dir).unwrap();
+    let o = run_in(&dir, &["recover", "--salvage", path_str(&out_dir)]);
+    assert_fails(&o, 2, &["locked"]);
+    assert!(!out_dir.exists(), "nothing salvaged while locked");
+    drop(held);
+    let o = run_writer_in(&dir, &["recover", "--salvage", path_str(&out_dir)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}

@@ -56,3 +56,28 @@ fn verify_names_the_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
         "verify must not modify the directory"
     );
 }
+
+#[test]
+fn long_commands_print_no_progress_when_stderr_is_not_a_terminal() {
+    // The tests capture stderr through a pipe, so it is not a terminal.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    make_log(&dir, small_segments(), &["a", "b"], 20);
+    let quiet = |o: &std::process::Output, code: i32| {
+        assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
+        assert_eq!(stderr(o), "", "stderr should stay empty");
+        assert!(!stdout(o).contains('\u{1b}'), "no escape sequences");
+    };
+    quiet(&run_in(&dir, &["verify"]), 0);
+    quiet(&run_in(&dir, &["verify", "--json"]), 0);
+    quiet(&run_in(&dir, &["stats", "--sessions"]), 0);
+    // Damaged: verify still walks everything, and so does a salvage.
+    let recs = records(&dir);
+    flip_bit_in(recs.iter().find(|r| r.segment == 2).unwrap());
+    quiet(&run_in(&dir, &["verify"]), 1);
+    let out = tmp.path().join("salvaged");
+    quiet(
+        &run_writer_in(&dir, &["recover", "--salvage", path_str(&out)]),
+        0,
+    );
+}
