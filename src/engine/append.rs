@@ -289,6 +289,8 @@ impl Core {
     /// Nothing here can fail: all checks happened before.
     fn store_new(&self, st: &mut State, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Wake {
         let always = self.opts.sync == SyncPolicy::Always;
+        // Under the state lock, which queries take (see `is_watched`).
+        let watched = self.notifier.is_watched();
         let last_new = outcomes.iter().rposition(|o| matches!(o, Outcome::New(_)));
         let mut wake = Wake::new();
         for (i, event) in p.events.iter().enumerate() {
@@ -314,9 +316,9 @@ impl Core {
             } else {
                 s.visible = seq;
                 s.visible_last = pos;
-                match wake.last_mut() {
-                    Some(last) if std::sync::Arc::ptr_eq(&last.0, &s.name) => last.1 = seq,
-                    _ => wake.push((std::sync::Arc::clone(&s.name), seq)),
+                // Nobody watching: no session name to clone, nothing to allocate.
+                if watched {
+                    push_wake(&mut wake, &s.name, seq);
                 }
             }
             outcomes[i] = Outcome::New(seq);
@@ -339,5 +341,13 @@ impl Core {
             out.push(stored);
         }
         Ok(out)
+    }
+}
+
+/// Adds (or, for the same session as the last entry, raises) a wake-up.
+fn push_wake(wake: &mut Wake, session: &std::sync::Arc<str>, seq: u64) {
+    match wake.last_mut() {
+        Some(last) if std::sync::Arc::ptr_eq(&last.0, session) => last.1 = seq,
+        _ => wake.push((std::sync::Arc::clone(session), seq)),
     }
 }

@@ -66,6 +66,14 @@ impl SessionNotifier {
         }
     }
 
+    /// Whether anybody waits on or watches any session. A store may skip
+    /// collecting what to [`publish`](Self::publish) when this is false
+    /// *while holding the lock its queries take*: whoever registers later
+    /// queries after that lock is free, and finds the appended events.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.handles.load(Ordering::Acquire) != 0
+    }
+
     /// Registers interest in `session_id` for a long-poll waiter.
     pub fn waiter(self: &Arc<Self>, session_id: &str) -> Waiter {
         Waiter {
