@@ -35,6 +35,9 @@ pub(crate) struct Session {
 pub(crate) struct SessionTable {
     by_name: HashMap<Arc<str>, u32, FastHash>,
     list: Vec<Session>,
+    /// The session `find_or_add` found last: appends tend to come in runs
+    /// per session, and comparing a name is cheaper than hashing it.
+    last: u32,
 }
 
 impl SessionTable {
@@ -45,7 +48,11 @@ impl SessionTable {
 
     /// The number of the session called `name`, creating it empty if needed.
     pub fn find_or_add(&mut self, name: &str) -> u32 {
+        if self.list.get(self.last as usize).is_some_and(|s| *s.name == *name) {
+            return self.last;
+        }
         if let Some(&n) = self.by_name.get(name) {
+            self.last = n;
             return n;
         }
         let n = u32::try_from(self.list.len()).expect("fewer than 2^32 sessions");
@@ -59,6 +66,7 @@ impl SessionTable {
             sparse: SparseIndex::default(),
         });
         self.by_name.insert(name, n);
+        self.last = n;
         n
     }
 
