@@ -19,10 +19,9 @@
 //! Decoding never panics on any input; it checks every length, the UTF-8, the
 //! type code, the flags, the JSON and that nothing trails the last field.
 
-use std::io::Write;
-
 use serde_json::{Map, Value};
 
+use super::json;
 use crate::event::{Event, EventType};
 use crate::time;
 
@@ -41,25 +40,6 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-/// Counts bytes written through it without keeping them.
-struct CountingWriter(usize);
-
-impl Write for CountingWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn json_len(map: &Map<String, Value>) -> usize {
-    let mut counter = CountingWriter(0);
-    // Writing a Map of Values into a sink that cannot fail cannot fail.
-    serde_json::to_writer(&mut counter, map).map_or(usize::MAX / 4, |()| counter.0)
-}
-
 /// The encoded body size of `event`, without building it.
 pub fn encoded_len(event: &Event) -> usize {
     let run = event.run_id.as_ref().map_or(0, |r| 4 + r.len());
@@ -67,8 +47,8 @@ pub fn encoded_len(event: &Event) -> usize {
         + (4 + event.id.len())
         + (4 + event.session_id.len())
         + run
-        + (4usize).saturating_add(json_len(&event.data))
-        + (4usize).saturating_add(json_len(&event.metadata))
+        + (4 + json::object_len(&event.data))
+        + (4 + json::object_len(&event.metadata))
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -81,8 +61,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 fn put_json(out: &mut Vec<u8>, map: &Map<String, Value>) {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    // Serialising a Map of Values into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, map);
+    json::write_object(map, out);
     let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
     out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }

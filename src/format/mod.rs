@@ -8,5 +8,6 @@
 //! - [`event_codec`]: the event body a record carries.
 
 pub mod event_codec;
+mod json;
 pub mod record;
 pub mod segment;
