@@ -21,8 +21,7 @@ use crate::format::record::{
     FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN, position_offset, position_segment,
 };
 use crate::format::segment::SEGMENT_HEADER_LEN;
-use crate::store::validate_session_id;
-use crate::time;
+use crate::store::{check_size, validate_fields};
 
 /// A batch's records may not add up to more than this (keeps offsets < 2^32).
 const MAX_BATCH_BYTES: u64 = 2 << 30;
@@ -64,30 +63,6 @@ enum Outcome {
     Stored(u64),
     /// A repeat of the batch's event at this index.
     Repeat(usize),
-}
-
-/// The checks every store makes, with the same errors: ids, timestamp, size
-/// (the encoded body is the size `max_event_size` limits).
-fn validate(event: &Event, body_len: usize, max: usize) -> Result<()> {
-    validate_session_id(&event.session_id)
-        .map_err(|_| Error::invalid(format!("event {:?} has an empty session_id", event.id)))?;
-    if event.id.is_empty() {
-        let why = format!("an event of session {:?} has an empty id", event.session_id);
-        return Err(Error::invalid(why));
-    }
-    if time::to_unix_nanos(event.timestamp).is_none() {
-        return Err(Error::InvalidTimestamp {
-            id: event.id.clone(),
-        });
-    }
-    if body_len > max {
-        return Err(Error::EventTooLarge {
-            id: event.id.clone(),
-            size: body_len,
-            limit: max,
-        });
-    }
-    Ok(())
 }
 
 impl Core {
@@ -149,9 +124,11 @@ impl Core {
     /// Validates `event` and encodes its body onto `out` (outside any lock);
     /// returns the hash of its id.
     fn encode(&self, event: &Event, out: &mut Vec<u8>) -> Result<u64> {
+        // The same checks as every store, with the encoded body as the size.
+        validate_fields(event)?;
         let start = out.len();
         event_codec::encode_into(event, out);
-        validate(event, out.len() - start, self.opts.max_event_size)?;
+        check_size(event, out.len() - start, self.opts.max_event_size)?;
         Ok(self.hasher.hash_bytes(event.id.as_bytes()))
     }
 

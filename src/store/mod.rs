@@ -8,7 +8,9 @@ mod longpoll;
 
 pub use notify::{SessionNotifier, Watch};
 pub(crate) use longpoll::long_poll;
-pub(crate) use validate::{DEFAULT_MAX_EVENT_SIZE, validate_batch, validate_session_id};
+pub(crate) use validate::{
+    DEFAULT_MAX_EVENT_SIZE, check_size, validate_batch, validate_fields, validate_session_id,
+};
 
 use crate::error::Result;
 use crate::event::Event;

@@ -16,9 +16,9 @@ pub fn validate_session_id(session_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks one event: non-empty ids, a storable timestamp, an encoded size
-/// within `max_size`. Returns the encoded size.
-pub fn validate_event(event: &Event, max_size: usize) -> Result<usize> {
+/// Checks what does not depend on the encoding: non-empty ids and a
+/// storable timestamp.
+pub fn validate_fields(event: &Event) -> Result<()> {
     validate_session_id(&event.session_id)
         .map_err(|_| Error::invalid(format!("event {:?} has an empty session_id", event.id)))?;
     if event.id.is_empty() {
@@ -32,7 +32,11 @@ pub fn validate_event(event: &Event, max_size: usize) -> Result<usize> {
             id: event.id.clone(),
         });
     }
-    let size = event_codec::encoded_len(event);
+    Ok(())
+}
+
+/// Checks an encoded size against `max_size`.
+pub fn check_size(event: &Event, size: usize, max_size: usize) -> Result<()> {
     if size > max_size {
         return Err(Error::EventTooLarge {
             id: event.id.clone(),
@@ -40,7 +44,14 @@ pub fn validate_event(event: &Event, max_size: usize) -> Result<usize> {
             limit: max_size,
         });
     }
-    Ok(size)
+    Ok(())
+}
+
+/// Checks one event: [`validate_fields`], then its encoded size (computed
+/// without encoding) against `max_size`.
+pub fn validate_event(event: &Event, max_size: usize) -> Result<()> {
+    validate_fields(event)?;
+    check_size(event, event_codec::encoded_len(event), max_size)
 }
 
 /// Checks a whole batch before any of it is stored; one bad event rejects it all.
