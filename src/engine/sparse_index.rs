@@ -43,6 +43,15 @@ impl SparseIndex {
         self.anchors.get(i).map(|&p| (anchor, p))
     }
 
+    /// The position of the last anchor below `sequence` (`None` when there
+    /// is none): no record of a sequence at or above `sequence` lies before it.
+    pub fn anchor_before(&self, sequence: u64) -> Option<u64> {
+        let below =
+            usize::try_from(sequence.saturating_sub(1) / SPARSE_INTERVAL).unwrap_or(usize::MAX);
+        let last = self.anchors.len().checked_sub(1)?;
+        Some(self.anchors[below.checked_sub(1)?.min(last)])
+    }
+
     /// Bytes of heap held.
     pub fn heap_bytes(&self) -> usize {
         self.anchors.capacity() * 8
@@ -65,5 +74,10 @@ mod tests {
         assert_eq!(s.anchor_at_or_after(97, 100), None);
         assert_eq!(s.anchor_at_or_after(65, 90), None);
         assert_eq!(s.anchor_at_or_after(u64::MAX, u64::MAX), None);
+        assert_eq!(s.anchor_before(32), None);
+        assert_eq!(s.anchor_before(33), Some(32_000));
+        assert_eq!(s.anchor_before(64), Some(32_000));
+        assert_eq!(s.anchor_before(65), Some(64_000));
+        assert_eq!(s.anchor_before(u64::MAX), Some(96_000));
     }
 }
