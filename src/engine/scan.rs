@@ -125,6 +125,19 @@ pub(crate) struct Indexer<'s> {
     segments: &'s SegmentSet,
     /// (id hash, position) of the records applied but not yet in the id index.
     ids: Vec<(u64, u64)>,
+    /// Recently applied records as (position, session number), by a hash
+    /// of the position: a record's previous-record link then names its
+    /// session's candidate without hashing the session name.
+    recent: Vec<(u64, u32)>,
+}
+
+/// Slots of [`Indexer::recent`]: enough for sessions interleaved a few
+/// hundred ways; more just fall back to the name lookup.
+const RECENT_SLOTS: usize = 1024;
+
+/// The `recent` slot of position `pos`.
+fn recent_slot(pos: u64) -> usize {
+    (pos.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % RECENT_SLOTS
 }
 
 impl<'s> Indexer<'s> {
@@ -138,6 +151,7 @@ impl<'s> Indexer<'s> {
             hasher,
             segments,
             ids: Vec::new(),
+            recent: vec![(0, 0); RECENT_SLOTS],
         }
     }
 
@@ -175,8 +189,8 @@ impl<'s> Indexer<'s> {
 
     fn apply_one(&mut self, path: &Path, segment: u64, f: &Found<'_>) -> Result<()> {
         let pos = pack_position(segment, f.offset);
+        let n = self.session_of(f);
         let st = &mut *self.state;
-        let n = st.sessions.find_or_add(f.keys.session_id);
         let s = st.sessions.get(n);
         if f.header.sequence != s.assigned + 1 || f.header.prev != s.assigned_last {
             let why = format!(
@@ -193,7 +207,21 @@ impl<'s> Indexer<'s> {
         s.visible = s.assigned;
         s.visible_last = pos;
         s.sparse.note(s.assigned, pos);
+        self.recent[recent_slot(pos)] = (pos, n);
         Ok(())
+    }
+
+    /// The number of the session `f` names (added if new). The session of
+    /// the record its link points to is tried first: it is the answer
+    /// whenever its name matches, as names are unique.
+    fn session_of(&mut self, f: &Found<'_>) -> u32 {
+        let sessions = &mut self.state.sessions;
+        let (at, n) = self.recent[recent_slot(f.header.prev)];
+        if f.header.prev != 0 && at == f.header.prev && *sessions.get(n).name == *f.keys.session_id
+        {
+            return n;
+        }
+        sessions.find_or_add(f.keys.session_id)
     }
 }
 
@@ -233,4 +261,72 @@ fn id_of(segments: &SegmentSet, segment: u64, current: (u64, &[u8]), pos: u64) -
     let keys = event_codec::decode_keys(&record[RECORD_HEADER_LEN..])
         .map_err(|e| segments.corrupt(pos, format!("event body is undecodable: {e}")))?;
     Ok(keys.id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventType};
+    use crate::format::record::{encode_record_into, position_offset};
+
+    /// Bytes of one record of a one-letter session (every such record is as long).
+    fn record_len() -> u64 {
+        let body = event_codec::encode(&Event::new("a", EventType::MessageSent));
+        (RECORD_HEADER_LEN + body.len()) as u64
+    }
+
+    /// The position of the `i`-th record of segment 1.
+    fn pos(i: u64) -> u64 {
+        pack_position(1, 32 + i * record_len())
+    }
+
+    /// Indexes `records` (session, sequence, index of the previous record)
+    /// as segment 1 from offset 32.
+    fn index(records: &[(&str, u64, Option<u64>)]) -> Result<ScanEnd> {
+        let mut bytes = Vec::new();
+        for &(session, seq, prev) in records {
+            let body = event_codec::encode(&Event::new(session, EventType::MessageSent));
+            encode_record_into(&mut bytes, &body, 0, seq, prev.map_or(0, pos));
+        }
+        let mut state = State::default();
+        let hasher = FastHash::new();
+        let io = super::super::io::Io::new(None);
+        let segments = SegmentSet::new(io, Path::new("/nonexistent"));
+        let mut indexer = Indexer::new(&mut state, &hasher, &segments);
+        let path = Path::new("/nonexistent/1");
+        scan_batches(&bytes, 32, |batch| indexer.apply(path, 1, batch))
+    }
+
+    #[test]
+    fn interleaved_sessions_index() {
+        let records: Vec<_> = (0..300u64)
+            .map(|i| {
+                let seq = i / 3 + 1;
+                (
+                    ["x", "y", "z"][(i % 3) as usize],
+                    seq,
+                    (seq > 1).then(|| i - 3),
+                )
+            })
+            .collect();
+        assert!(index(&records).unwrap().damage.is_none());
+    }
+
+    #[test]
+    fn a_link_to_another_sessions_record_is_damage() {
+        // b's second record links to a's second record (the one just before it).
+        let records = [
+            ("a", 1, None),
+            ("b", 1, None),
+            ("a", 2, Some(0)),
+            ("b", 2, Some(2)),
+        ];
+        match index(&records) {
+            Err(Error::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, position_offset(pos(3)));
+                assert!(reason.starts_with("session \"b\""), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
