@@ -54,6 +54,14 @@ impl Default for IdIndex {
     }
 }
 
+/// Where a probe for a hash ended.
+enum Probe {
+    /// A confirmed match at this record position.
+    Found(u64),
+    /// No match; this empty slot ends the probe sequence.
+    Vacant(usize),
+}
+
 impl IdIndex {
     /// An empty index.
     pub fn new() -> IdIndex {
@@ -84,6 +92,32 @@ impl IdIndex {
         self.ctrl.len() - 1
     }
 
+    /// Probes for `hash`: `Ok(Found(position))` for a confirmed match, else
+    /// `Ok(Vacant(slot))` with the empty slot that ends the probe sequence.
+    fn probe(
+        &self,
+        hash: u64,
+        is_match: &mut impl FnMut(u64) -> Result<bool>,
+    ) -> Result<Probe> {
+        let (ctrl, hi, tag) = split(hash);
+        let mask = self.mask();
+        let mut i = self.home(hi);
+        loop {
+            match self.ctrl[i] {
+                0 => return Ok(Probe::Vacant(i)),
+                c if c == ctrl => {
+                    let slot = &self.slots[i];
+                    let word = stored(slot);
+                    if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
+                        return Ok(Probe::Found(word & POS_MASK));
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The position of the record whose id hashes to `hash` and for which
     /// `is_match(position)` confirms it (by reading the record's id), if any.
     pub fn find(
@@ -91,23 +125,10 @@ impl IdIndex {
         hash: u64,
         mut is_match: impl FnMut(u64) -> Result<bool>,
     ) -> Result<Option<u64>> {
-        let (ctrl, hi, tag) = split(hash);
-        let mask = self.mask();
-        let mut i = self.home(hi);
-        loop {
-            match self.ctrl[i] {
-                0 => return Ok(None),
-                c if c == ctrl => {
-                    let slot = &self.slots[i];
-                    let word = stored(slot);
-                    if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
-                        return Ok(Some(word & POS_MASK));
-                    }
-                }
-                _ => {}
-            }
-            i = (i + 1) & mask;
-        }
+        Ok(match self.probe(hash, &mut is_match)? {
+            Probe::Found(position) => Some(position),
+            Probe::Vacant(_) => None,
+        })
     }
 
     /// Like [`find`](Self::find), but when nothing matches, adds
@@ -120,23 +141,11 @@ impl IdIndex {
     ) -> Result<Option<u64>> {
         debug_assert!(position <= POS_MASK);
         self.reserve(1);
+        let i = match self.probe(hash, &mut is_match)? {
+            Probe::Found(existing) => return Ok(Some(existing)),
+            Probe::Vacant(i) => i,
+        };
         let (ctrl, hi, tag) = split(hash);
-        let mask = self.mask();
-        let mut i = self.home(hi);
-        loop {
-            match self.ctrl[i] {
-                0 => break,
-                c if c == ctrl => {
-                    let slot = &self.slots[i];
-                    let word = stored(slot);
-                    if slot[0] == hi && word >> POS_BITS == tag && is_match(word & POS_MASK)? {
-                        return Ok(Some(word & POS_MASK));
-                    }
-                }
-                _ => {}
-            }
-            i = (i + 1) & mask;
-        }
         let word = (position & POS_MASK) | (tag << POS_BITS);
         self.ctrl[i] = ctrl;
         self.slots[i] = [hi, word as u32, (word >> 32) as u32];
