@@ -10,26 +10,9 @@ use std::time::Duration;
 use runtime_support::*;
 use sessionlog::runtime::ServerOptions;
 use sessionlog::{
-    Event, EventQuery, EventType, LogStore, SessionServer, SessionStore, SubscribeOptions,
-    Subscription, subscribe,
+    EventQuery, EventType, LogStore, SessionServer, SessionStore, Subscription, subscribe,
 };
 
-fn take(sub: &Subscription, n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| {
-            sub.recv_timeout(LONG)
-                .unwrap_or_else(|| panic!("event {i} of {n} never came"))
-                .event
-        })
-        .collect()
-}
-
-fn from(from_sequence: u64) -> SubscribeOptions {
-    SubscribeOptions {
-        from_sequence,
-        ..SubscribeOptions::default()
-    }
-}
 
 #[test]
 fn cursor_survives_a_restart() {

@@ -14,26 +14,9 @@ use crossbeam_channel::select;
 use runtime_support::*;
 use sessionlog::runtime::{SubscriptionConfig, subscribe_with_config};
 use sessionlog::{
-    Error, Event, EventType, SessionEvent, SessionStore, SubscribeOptions, Subscription, subscribe,
+    Error, EventType, SessionEvent, SessionStore, SubscribeOptions, Subscription, subscribe,
 };
 
-/// Receives `n` events, failing the test if one takes too long.
-fn take(sub: &Subscription, n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| {
-            sub.recv_timeout(LONG)
-                .unwrap_or_else(|| panic!("event {i} of {n} never came"))
-                .event
-        })
-        .collect()
-}
-
-fn from(from_sequence: u64) -> SubscribeOptions {
-    SubscribeOptions {
-        from_sequence,
-        ..SubscribeOptions::default()
-    }
-}
 
 /// `writers` threads each append `per_writer` events to `session`, half one
 /// by one and half in batches of 5; returns their join handles.

@@ -12,12 +12,34 @@ use parking_lot::{Condvar, Mutex};
 use serde_json::{Map, Value};
 use sessionlog::runtime::{AdapterEvent, EventEmitter, ProviderAdapter, RunContext};
 use sessionlog::store::Watch;
-use sessionlog::{Error, Event, EventQuery, EventType, MemoryStore, Result, SessionStore};
+use sessionlog::{
+    Error, Event, EventQuery, EventType, MemoryStore, Result, SessionStore, SubscribeOptions,
+    Subscription,
+};
 
 /// "Should happen" waits: generous, for a busy 2-core machine.
 pub const LONG: Duration = Duration::from_secs(30);
 /// "Should not happen yet" waits: short.
 pub const SHORT: Duration = Duration::from_millis(150);
+
+/// Receives `n` events, failing the test if one takes too long.
+pub fn take(sub: &Subscription, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            sub.recv_timeout(LONG)
+                .unwrap_or_else(|| panic!("event {i} of {n} never came"))
+                .event
+        })
+        .collect()
+}
+
+/// Subscription options starting at `from_sequence`.
+pub fn from(from_sequence: u64) -> SubscribeOptions {
+    SubscribeOptions {
+        from_sequence,
+        ..SubscribeOptions::default()
+    }
+}
 
 pub fn memory() -> Arc<dyn SessionStore> {
     Arc::new(MemoryStore::new())
