@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 
 use super::core::Core;
-use super::group_commit::Wake;
+use super::group_commit::{Ticket, Wake};
 use super::id_index::MAX_INDEXED_SEGMENT;
 use super::options::SyncPolicy;
 use super::state::State;
@@ -160,7 +160,7 @@ impl Core {
         };
         self.wake(&wake);
         if self.opts.sync == SyncPolicy::Always {
-            if target > commit.durable() {
+            if target.target > commit.durable() {
                 let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
                 self.wake(&wake);
             }
@@ -171,30 +171,31 @@ impl Core {
     }
 
     /// Under the state lock: finds duplicates, then stores the new events.
-    /// Fills `outcomes`; returns the log position the caller must see
-    /// durable, the sessions to wake now, and the bytes buffered so far.
+    /// Fills `outcomes`; returns what the caller must see durable (a ticket
+    /// with target 0 for nothing), the sessions to wake now, and the bytes
+    /// buffered so far.
     fn assign(
         &self,
         st: &mut State,
         p: &Prepared<'_>,
         outcomes: &mut [Outcome],
         durable: u64,
-    ) -> Result<(u64, Wake, usize)> {
+    ) -> Result<(Ticket, Wake, usize)> {
         if let Some(why) = &st.failed {
             return Err(Error::Failed(why.clone()));
         }
         self.find_duplicates(st, p, outcomes)?;
-        let mut target = 0;
+        let mut target = Ticket { target: 0, group: 0 };
         if outcomes
             .iter()
             .any(|o| matches!(*o, Outcome::Stored(pos) if pos >= durable))
         {
-            target = st.pending.next();
+            target = st.ticket();
         }
         let wake = if outcomes.iter().any(|o| matches!(o, Outcome::New(_))) {
             self.make_room(st, p.record_bytes())?;
             let wake = self.store_new(st, p, outcomes);
-            target = st.pending.next();
+            target = st.ticket();
             wake
         } else {
             Wake::new()

@@ -135,8 +135,8 @@ impl Core {
     /// Writes (without syncing) everything appended so far (`SyncPolicy::Never`).
     pub fn flush(&self) -> Result<()> {
         if let Some(commit) = self.commit() {
-            let end = self.state.read().pending.next();
-            let wake = commit.commit_through(&self.state, &self.segments, end, false)?;
+            let ticket = self.state.read().ticket();
+            let wake = commit.commit_through(&self.state, &self.segments, ticket, false)?;
             self.wake(&wake);
         }
         Ok(())

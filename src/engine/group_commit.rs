@@ -7,12 +7,13 @@
 //! *everything* pending at that moment (its own records and those of every
 //! appender that queued up meanwhile), writes it with one positioned write,
 //! syncs once, makes those records visible and advances the durable
-//! watermark. The others follow: they park until the leader is done, and are
-//! all woken at once (not handed the lock one by one, which on a busy machine
-//! would cost a context switch per follower). A follower whose records the
-//! watermark now covers returns; one whose records came too late for the
-//! group leads the next. An append is acknowledged only once the durable
-//! watermark covers it.
+//! watermark. The others follow: each knows the number of the group that
+//! takes its records (its [`Ticket`]) and sleeps on that group's
+//! [`GroupSignal`]; the leader wakes all of them with one broadcast, and
+//! wakes one follower of the next group, if records are pending, to lead it.
+//! Groups alternate between two signals, so a broadcast wakes only appenders
+//! it finished. An append is acknowledged only once the durable watermark
+//! covers it.
 //!
 //! A failed write or sync puts the store into the failed state: nothing of
 //! that group becomes visible, every waiting appender gets an error, and all
@@ -23,17 +24,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::Thread;
-use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::group_signal::{self, GroupSignal};
 use super::segment::{SegmentSet, SegmentWriter};
 use super::state::State;
 use crate::error::{Error, Result};
 
 /// Sessions to wake after a commit: (session, its new latest visible sequence).
 pub(crate) type Wake = Vec<(Arc<str>, u64)>;
+
+/// What an appender waits for: its records' end, and the group that takes them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    /// Records before this packed position must be committed.
+    pub target: u64,
+    /// The number of the group that takes them (groups count from 1).
+    pub group: u64,
+}
 
 /// Leader/follower group commit over the active [`SegmentWriter`].
 pub(crate) struct GroupCommit {
@@ -42,13 +51,13 @@ pub(crate) struct GroupCommit {
     written: AtomicU64,
     /// Packed position up to which records are on stable storage.
     durable: AtomicU64,
-    /// Appenders waiting for the current leader to finish: (their target,
-    /// whether they wait for durability, their thread).
-    followers: Mutex<Vec<(u64, bool, Thread)>>,
+    /// The latest group that took its records, and the latest that finished.
+    started: AtomicU64,
+    finished: AtomicU64,
+    /// Group `g`'s followers sleep on `signals[g % 2]`.
+    signals: [GroupSignal; 2],
 }
 
-/// How long a follower sleeps at most before it looks again by itself.
-const FOLLOWER_NAP: Duration = Duration::from_millis(20);
 
 impl GroupCommit {
     /// A barrier over `writer`, whose log is written and durable up to `end`.
@@ -57,7 +66,9 @@ impl GroupCommit {
             writer: Mutex::new(writer),
             written: AtomicU64::new(end),
             durable: AtomicU64::new(end),
-            followers: Mutex::new(Vec::new()),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            signals: [GroupSignal::new(), GroupSignal::new()],
         }
     }
 
@@ -71,40 +82,79 @@ impl GroupCommit {
         self.durable.load(Ordering::Acquire)
     }
 
-    /// Makes every record before `target` written to its file and, when
-    /// `sync`, durable, leading a group commit if nobody has yet. Returns the
-    /// sessions whose deferred records this call made visible.
+    /// Makes every record before `ticket.target` written to its file and,
+    /// when `sync`, durable, leading a group commit if nobody has yet.
+    /// Returns the sessions whose deferred records this call made visible.
     pub fn commit_through(
         &self,
         state: &RwLock<State>,
         segments: &SegmentSet,
-        target: u64,
+        ticket: Ticket,
         sync: bool,
     ) -> Result<Wake> {
-        let done = || if sync { self.durable() } else { self.written() };
+        let done = || {
+            let mark = if sync { self.durable() } else { self.written() };
+            mark >= ticket.target
+        };
         loop {
-            if done() >= target {
+            if done() {
                 return Ok(Wake::new());
             }
             if let Some(mut writer) = self.writer.try_lock() {
                 let result = self.lead(&mut writer, state, segments, sync);
                 drop(writer);
-                self.wake_followers(result.is_err());
-                return result;
+                return match result {
+                    Ok((wake, group)) => {
+                        self.wake_after(group);
+                        Ok(wake)
+                    }
+                    Err(e) => {
+                        self.wake_all();
+                        Err(e)
+                    }
+                };
             }
-            // Follow: register, then sleep until the leader is done. The
-            // leader wakes every registered follower after it lets go of the
-            // writer, so registering before looking at the lock cannot miss it.
-            self.followers
-                .lock()
-                .push((target, sync, std::thread::current()));
-            if done() >= target {
-                return Ok(Wake::new());
-            }
-            if self.writer.is_locked() {
-                // The timeout is only a safety net; wake-ups come from the leader.
-                std::thread::park_timeout(FOLLOWER_NAP);
-            }
+            self.follow(ticket, &done);
+        }
+    }
+
+    /// Sleeps until the group that can finish `ticket` ends (or this
+    /// follower is asked to lead the next one). May return early.
+    fn follow(&self, ticket: Ticket, done: &dyn Fn() -> bool) {
+        let (started, finished) = (self.started(), self.finished.load(Ordering::Acquire));
+        // A group in flight, or else the next to start, is the earliest that
+        // can still finish this ticket (after a group that wrote without
+        // syncing, a later one must sync).
+        let current = if started > finished { started } else { started + 1 };
+        let signal = &self.signals[(ticket.group.max(current) % 2) as usize];
+        let value = signal.value();
+        // Looked at after reading the signal: a leader changes these before
+        // it changes the signal, so either we see the change or we do not sleep.
+        if done() || !self.writer.is_locked() || self.started() != started {
+            return;
+        }
+        signal.wait(value);
+    }
+
+    fn started(&self) -> u64 {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// After group `group` (the writer already let go): wakes all of its
+    /// followers, then one follower of the next group, if any sleeps, to lead
+    /// it. Always, not only when records are pending: an appender that
+    /// queues after such a check sleeps only if it still saw the writer taken.
+    fn wake_after(&self, group: u64) {
+        self.finished.fetch_max(group, Ordering::AcqRel);
+        self.signals[((group + 1) % 2) as usize].wake(1);
+        self.signals[(group % 2) as usize].wake(group_signal::ALL);
+    }
+
+    /// After a failure: every follower (each then gets the error).
+    fn wake_all(&self) {
+        self.finished.fetch_max(self.started(), Ordering::AcqRel);
+        for signal in &self.signals {
+            signal.wake(group_signal::ALL);
         }
     }
 
@@ -116,14 +166,17 @@ impl GroupCommit {
         state: &RwLock<State>,
         segments: &SegmentSet,
         sync: bool,
-    ) -> Result<Wake> {
-        let (chunks, unpublished, end) = {
+    ) -> Result<(Wake, u64)> {
+        let (chunks, unpublished, end, group) = {
             let mut st = state.write();
             if let Some(why) = &st.failed {
                 return Err(Error::Failed(why.clone()));
             }
+            st.groups_taken += 1;
+            st.taken_end = st.pending.next();
+            self.started.store(st.groups_taken, Ordering::Release);
             let unpublished = std::mem::take(&mut st.unpublished);
-            (st.pending.take(), unpublished, st.pending.next())
+            (st.pending.take(), unpublished, st.taken_end, st.groups_taken)
         };
         let mut result = chunks
             .iter()
@@ -146,35 +199,12 @@ impl GroupCommit {
         if sync {
             self.durable.fetch_max(end, Ordering::AcqRel);
         }
-        Ok(wake)
-    }
-
-    /// Wakes the followers whose records are now covered, and one whose
-    /// records are not (it leads the next group); after a failure, all of
-    /// them (they all get the error). The others sleep on: every wake-up is a
-    /// context switch, which on a busy machine costs more than the append.
-    fn wake_followers(&self, failed: bool) {
-        let (written, durable) = (self.written(), self.durable());
-        let mut woken_leader = false;
-        let mut wake = Vec::new();
-        self.followers.lock().retain(|(target, needs_sync, thread)| {
-            let done = failed || *target <= if *needs_sync { durable } else { written };
-            let lead = !done && !woken_leader;
-            woken_leader |= lead;
-            if done || lead {
-                wake.push(thread.clone());
-            }
-            !(done || lead)
-        });
-        // Outside the lock: new followers register meanwhile without waiting.
-        for thread in wake {
-            thread.unpark();
-        }
+        Ok((wake, group))
     }
 
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
     pub fn sync_written(&self, state: &RwLock<State>, segments: &SegmentSet) -> Result<Wake> {
-        let end = state.read().pending.next();
-        self.commit_through(state, segments, end, true)
+        let ticket = state.read().ticket();
+        self.commit_through(state, segments, ticket, true)
     }
 }

@@ -46,6 +46,7 @@
 mod append;
 mod core;
 mod group_commit;
+mod group_signal;
 mod hash;
 mod id_index;
 pub mod inspect;

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::group_commit::Ticket;
+
 use super::hash::FastHash;
 use super::id_index::IdIndex;
 use super::pending::PendingLog;
@@ -102,6 +104,10 @@ pub(crate) struct State {
     pub unpublished: Vec<Unpublished>,
     /// Set after a write or sync failure: appends are refused until reopen.
     pub failed: Option<String>,
+    /// Commit groups that have taken pending records so far (the latest one's number).
+    pub groups_taken: u64,
+    /// The end of the records the latest group took.
+    pub taken_end: u64,
 }
 
 impl State {
@@ -126,6 +132,19 @@ impl State {
             Some(last) if last.0 == n => *last = (n, seq, pos),
             _ => self.unpublished.push((n, seq, pos)),
         }
+    }
+
+    /// What an appender waits for to see every record appended so far
+    /// committed: their end, and the number of the group that takes them
+    /// (the latest group if it took them already, else the next one).
+    pub fn ticket(&self) -> Ticket {
+        let target = self.pending.next();
+        let group = if target <= self.taken_end {
+            self.groups_taken
+        } else {
+            self.groups_taken + 1
+        };
+        Ticket { target, group }
     }
 
     /// Approximate heap bytes held for the stored events (indexes, sessions).
