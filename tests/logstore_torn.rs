@@ -29,9 +29,11 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
 }
 
 /// A log whose last appends are singles and a batch; returns, per append,
-/// the segment length after it and what the log holds then.
+/// the segment length after it and what the log holds then. The store is
+/// closed after each append: an open writer keeps zeros preallocated past
+/// its records, which closing cuts off, so the file length is the records' end.
 fn build(dir: &Path) -> (Vec<(u64, Expected)>, std::path::PathBuf) {
-    let store = LogStore::open(dir).unwrap();
+    let mut store = LogStore::open(dir).unwrap();
     let seg = segments(dir).pop().unwrap();
     let mut expected = Expected::default();
     let mut steps = vec![(std::fs::metadata(&seg).unwrap().len(), expected.clone())];
@@ -46,7 +48,9 @@ fn build(dir: &Path) -> (Vec<(u64, Expected)>, std::path::PathBuf) {
         for e in store.append_events(batch).unwrap() {
             expected.add(&e);
         }
+        store.close().unwrap();
         steps.push((std::fs::metadata(&seg).unwrap().len(), expected.clone()));
+        store = LogStore::open(dir).unwrap();
     }
     store.close().unwrap();
     (steps, seg)

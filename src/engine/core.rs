@@ -69,7 +69,13 @@ impl Core {
                 .min(16 << 20),
         };
         state.pending = PendingLog::starting_at(end, chunk_capacity);
-        let writer = SegmentWriter::new(io.clone(), dir.to_path_buf(), active);
+        let writer = SegmentWriter::new(
+            io.clone(),
+            dir.to_path_buf(),
+            active,
+            rec.active_end,
+            opts.segment_size,
+        )?;
         Ok(Core {
             dir: dir.to_path_buf(),
             io,
@@ -132,6 +138,16 @@ impl Core {
         Ok(())
     }
 
+    /// Closing: syncs everything, then cuts the preallocated zeros off the
+    /// active segment so a closed log's files hold only records.
+    pub fn finish(&self) -> Result<()> {
+        self.sync_all()?;
+        match self.commit() {
+            Some(commit) => commit.trim(),
+            None => Ok(()),
+        }
+    }
+
     /// Writes (without syncing) everything appended so far (`SyncPolicy::Never`).
     pub fn flush(&self) -> Result<()> {
         if let Some(commit) = self.commit() {
@@ -147,7 +163,7 @@ impl Drop for Core {
     fn drop(&mut self) {
         // Best effort: `LogStore::close` is the way to see errors.
         if self.state.read().failed.is_none() {
-            let _ = self.sync_all();
+            let _ = self.finish();
         }
     }
 }

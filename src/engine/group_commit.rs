@@ -202,6 +202,11 @@ impl GroupCommit {
         Ok((wake, group))
     }
 
+    /// Cuts the active segment's preallocated zeros (on close, after a sync).
+    pub fn trim(&self) -> Result<()> {
+        self.writer.lock().trim()
+    }
+
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
     pub fn sync_written(&self, state: &RwLock<State>, segments: &SegmentSet) -> Result<Wake> {
         let ticket = state.read().ticket();

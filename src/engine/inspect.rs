@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use super::hash::FastHash;
 use super::io::Io;
-use super::scan::{Found, next_valid_record, parse_found};
+use super::scan::{Found, is_preallocated, next_valid_record, parse_found};
 use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
@@ -366,6 +366,10 @@ fn walk_segment(
                     .then(|| open_batch.unwrap_or(at as u64));
                 at += len;
                 tracker.at(at as u64);
+            }
+            Err(_) if newest && open_batch.is_none() && is_preallocated(&bytes[at..]) => {
+                // The writer's preallocated space: the log simply ends here.
+                return;
             }
             Err(why) => {
                 let reason = why.unwrap_or_else(|| "record is cut short".into());

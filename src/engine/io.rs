@@ -207,6 +207,15 @@ impl Io {
             .map_err(|e| Error::io("fdatasync", path, e))
     }
 
+    /// `fsync`: the file's data and all of its metadata reach stable storage
+    /// (used where the size shrinks and nothing else would carry it).
+    pub fn sync_all(&self, file: &File, path: &Path) -> Result<()> {
+        if let Some(e) = self.faults.as_ref().and_then(FaultInjector::sync_error) {
+            return Err(Error::io("fsync", path, e));
+        }
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))
+    }
+
     /// `fsync` of a directory, so created, renamed or removed entries are durable.
     pub fn sync_dir(&self, dir: &Path) -> Result<()> {
         if let Some(e) = self.faults.as_ref().and_then(FaultInjector::sync_error) {

@@ -163,7 +163,7 @@ impl LogStore {
     /// Dropping the store does the same, but cannot report errors.
     pub fn close(mut self) -> Result<()> {
         self.background.take();
-        self.core.sync_all()
+        self.core.finish()
     }
 
     /// The log directory.

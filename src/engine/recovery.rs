@@ -240,7 +240,9 @@ fn recover_newest(
         rec,
     )?;
     rec.active_end = end.valid_end;
-    if end.valid_end == bytes.len() as u64 {
+    if end.valid_end == bytes.len() as u64 || end.preallocated {
+        // The log ends here; zeros after it are the writer's preallocated
+        // space, which it writes over next (not a tear: in every mode).
         return Ok(());
     }
     // Something follows the last complete batch: a tear, or damage.

@@ -41,6 +41,16 @@ pub(crate) struct ScanEnd {
     pub valid_end: u64,
     /// The first bad record, if the bytes did not simply end.
     pub damage: Option<Damage>,
+    /// Whether the bytes from `valid_end` on are all zeros: space the writer
+    /// preallocated in the newest segment, not damage (format §5). Anywhere
+    /// else the caller reports `damage`.
+    pub preallocated: bool,
+}
+
+/// Whether `rest`, the bytes after the last complete batch, is preallocated
+/// space: not empty, and nothing but zeros.
+pub(crate) fn is_preallocated(rest: &[u8]) -> bool {
+    !rest.is_empty() && rest.iter().all(|&b| b == 0)
 }
 
 /// What the record at the start of `bytes` is: a complete record with
@@ -79,9 +89,18 @@ pub(crate) fn scan_batches<'a>(
         let found = match parse_found(&bytes[at..], offset) {
             Ok(f) => f,
             Err(why) => {
-                let reason = why.unwrap_or_else(|| "record is cut short (torn write)".into());
+                let preallocated = batch.is_empty() && is_preallocated(&bytes[at..]);
+                let reason = match why {
+                    _ if preallocated => "zero-filled (preallocated) space after the last record".into(),
+                    Some(why) => why,
+                    None => "record is cut short (torn write)".into(),
+                };
                 let damage = Some(Damage { offset, reason });
-                return Ok(ScanEnd { valid_end, damage });
+                return Ok(ScanEnd {
+                    valid_end,
+                    damage,
+                    preallocated,
+                });
             }
         };
         at += found.header.record_len();
@@ -101,6 +120,7 @@ pub(crate) fn scan_batches<'a>(
     Ok(ScanEnd {
         valid_end,
         damage: None,
+        preallocated: false,
     })
 }
 
