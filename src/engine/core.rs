@@ -74,7 +74,7 @@ impl Core {
             dir.to_path_buf(),
             active,
             rec.active_end,
-            opts.segment_size,
+            (opts.segment_size, opts.sync == SyncPolicy::Always),
         )?;
         Ok(Core {
             dir: dir.to_path_buf(),
