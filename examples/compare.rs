@@ -258,20 +258,25 @@ fn section_durable(cfg: &Config, res: &mut Results) {
     for &body in &cfg.bodies {
         let (rd, ld, sd) = (cfg.tempdir(), cfg.tempdir(), cfg.tempdir());
         let mut raw = disk::RawAppender::new(rd.path(), "raw.bin");
+        let mut raw_pre = disk::RawAppender::preallocated(rd.path(), "raw-preallocated.bin");
         let log = Log::open(ld.path(), true);
         let sq = SqliteStore::open(sd.path(), true).expect("sqlite");
-        let (mut r, mut l, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut r, mut rp, mut l, mut s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             // A record on disk is the body plus the engine's 32-byte header.
             r.extend(raw.run(body + 32, slice));
+            rp.extend(raw_pre.run(body + 32, slice));
             l.extend(append_latencies(&*log.store(), "single", body, usize::MAX, slice));
             s.extend(append_latencies(&sq, "single", body, usize::MAX, slice));
         }
         log.close();
-        let (r, l, s) = (merged(r), merged(l), merged(s));
+        let (r, rp, l, s) = (merged(r), merged(rp), merged(l), merged(s));
         res.row(format!("durable append, 1 thread, {body} B"), fmt_rate(&r), fmt_rate(&l), fmt_rate(&s));
+        res.row(format!("raw write+fdatasync over preallocated zeros, {body} B"), fmt_rate(&rp), "-".into(), "-".into());
         let v = l.rate() / r.rate();
         res.ratio(format!("single durable {body} B / raw write+fdatasync"), v, ">= 0.85", v >= 0.85);
+        let v = l.rate() / rp.rate();
+        res.ratio(format!("single durable {body} B / raw over preallocated zeros"), v, ">= 0.85", v >= 0.85);
     }
 }
 

@@ -7,18 +7,47 @@ use std::time::{Duration, Instant};
 
 /// A raw loop of `write(record) + fdatasync` appending to a plain file: the
 /// ceiling of any durable appender that makes each append durable before
-/// answering. The file keeps growing across [`RawAppender::run`] calls.
+/// answering. The file keeps growing across [`RawAppender::run`] calls
+/// (or, [`RawAppender::preallocated`], is written over zeros).
 pub struct RawAppender {
     file: File,
     path: std::path::PathBuf,
+    /// Where the next record goes.
+    at: u64,
+    /// The file is zero-filled up to here (0: not preallocated, it grows).
+    zeroed: u64,
 }
+
+/// How far a preallocated raw file is zero-filled ahead of its records.
+const RAW_PREALLOCATE: u64 = 64 << 20;
 
 impl RawAppender {
     /// A new, empty file in `dir`.
     pub fn new(dir: &Path, name: &str) -> RawAppender {
         let path = dir.join(name);
         let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).expect("raw file");
-        RawAppender { file, path }
+        RawAppender { file, path, at: 0, zeroed: 0 }
+    }
+
+    /// The same loop writing over zeros already in the file (as `LogStore`'s
+    /// writer does), so an `fdatasync` writes data only, no size or block map:
+    /// the ceiling for a durable appender that preallocates.
+    pub fn preallocated(dir: &Path, name: &str) -> RawAppender {
+        let mut raw = RawAppender::new(dir, name);
+        raw.extend();
+        raw
+    }
+
+    /// Zero-fills the next `RAW_PREALLOCATE` bytes and syncs them.
+    fn extend(&mut self) {
+        use std::os::unix::fs::FileExt;
+        let zeros = vec![0u8; 1 << 20];
+        let end = self.zeroed + RAW_PREALLOCATE;
+        while self.zeroed < end {
+            self.file.write_all_at(&zeros, self.zeroed).expect("raw zero fill");
+            self.zeroed += zeros.len() as u64;
+        }
+        self.file.sync_data().expect("raw fdatasync");
     }
 
     /// Appends `record`-byte records, each followed by `fdatasync`, for
@@ -28,10 +57,14 @@ impl RawAppender {
         let mut lat = Vec::new();
         let start = Instant::now();
         while start.elapsed() < budget {
+            if self.zeroed > 0 && self.at + record as u64 > self.zeroed {
+                self.extend();
+            }
             let t = Instant::now();
-            self.file.write_all(&buf).expect("raw write");
+            std::os::unix::fs::FileExt::write_all_at(&self.file, &buf, self.at).expect("raw write");
             self.file.sync_data().expect("raw fdatasync");
             lat.push(t.elapsed());
+            self.at += record as u64;
         }
         lat
     }
