@@ -140,10 +140,12 @@ impl GroupCommit {
         self.started.load(Ordering::Acquire)
     }
 
-    /// After group `group` (the writer already let go): wakes all of its
-    /// followers, then one follower of the next group, if any sleeps, to lead
-    /// it. Always, not only when records are pending: an appender that
-    /// queues after such a check sleeps only if it still saw the writer taken.
+    /// After group `group` (the writer already let go): wakes one follower of
+    /// the next group, if any sleeps, to lead it (first, so the next sync does
+    /// not queue for a core behind the whole woken group), then all of this
+    /// group's followers. The next group's leader is woken always, not only
+    /// when records are pending: an appender that queued after such a check
+    /// would sleep only if it still saw the writer taken.
     fn wake_after(&self, group: u64) {
         self.finished.fetch_max(group, Ordering::AcqRel);
         self.signals[((group + 1) % 2) as usize].wake(1);
