@@ -125,9 +125,9 @@ impl Core {
     /// returns the hash of its id.
     fn encode(&self, event: &Event, out: &mut Vec<u8>) -> Result<u64> {
         // The same checks as every store, with the encoded body as the size.
-        validate_fields(event)?;
+        let nanos = validate_fields(event)?;
         let start = out.len();
-        event_codec::encode_into(event, out);
+        event_codec::encode_with_timestamp(event, nanos, out);
         check_size(event, out.len() - start, self.opts.max_event_size)?;
         Ok(self.hasher.hash_bytes(event.id.as_bytes()))
     }
