@@ -123,14 +123,21 @@ impl Core {
         Ok(self.hasher.hash_bytes(event.id.as_bytes()))
     }
 
-    /// Under `Never`/`Interval`: the buffer reached `write_buffer_size`. The
-    /// background thread writes it; only when it falls far behind does the
-    /// appender write itself, so the buffer stays bounded.
-    fn buffer_filled(&self, buffered: usize) -> Result<()> {
-        if buffered >= self.opts.write_buffer_size.saturating_mul(4) {
+    /// Under `Never`/`Interval`: the background thread writes the buffer
+    /// once it reaches `write_buffer_size`; only when it falls far behind
+    /// does the appender write itself, so the buffer stays bounded.
+    fn let_buffer_be_written(&self, buffered: Buffered) -> Result<()> {
+        let size = self.opts.write_buffer_size;
+        if buffered.after >= size.saturating_mul(4) {
             return self.flush();
         }
-        if let Some(kick) = &self.flush_kick {
+        // One kick when this append filled the buffer: the thread then writes
+        // everything buffered, so kicking on every later append (as it did)
+        // only spent a channel operation per append until the thread ran.
+        if buffered.before < size
+            && buffered.after >= size
+            && let Some(kick) = &self.flush_kick
+        {
             // A full channel already holds a pending kick.
             let _ = kick.0.try_send(());
         }
@@ -175,7 +182,7 @@ impl Core {
         commit: &GroupCommit,
         target: Ticket,
         wake: &Wake,
-        buffered: usize,
+        buffered: Buffered,
     ) -> Result<()> {
         self.wake(wake);
         if self.opts.sync == SyncPolicy::Always {
@@ -183,8 +190,8 @@ impl Core {
                 let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
                 self.wake(&wake);
             }
-        } else if buffered >= self.opts.write_buffer_size {
-            self.buffer_filled(buffered)?;
+        } else {
+            self.let_buffer_be_written(buffered)?;
         }
         Ok(())
     }
@@ -192,15 +199,16 @@ impl Core {
     /// Under the state lock: finds duplicates, then stores the new events.
     /// Fills `outcomes`; returns what the caller must see durable (a ticket
     /// with target 0 for nothing), the sessions to wake now, and the bytes
-    /// buffered so far.
+    /// buffered before and after.
     fn assign(
         &self,
         st: &mut State,
         p: &Prepared<'_>,
         outcomes: &mut [Outcome],
         durable: u64,
-    ) -> Result<(Ticket, Wake, usize)> {
+    ) -> Result<(Ticket, Wake, Buffered)> {
         refuse_if_failed(st)?;
+        let before = st.pending.open_bytes();
         self.find_duplicates(st, p, outcomes)?;
         let mut target = Ticket { target: 0, group: 0 };
         if outcomes
@@ -217,7 +225,7 @@ impl Core {
         } else {
             Wake::new()
         };
-        Ok((target, wake, st.pending.open_bytes()))
+        Ok((target, wake, buffered_since(st, before)))
     }
 
     /// [`assign`](Self::assign) for a single event: its outcome, what the
@@ -229,8 +237,9 @@ impl Core {
         body: &[u8],
         hash: u64,
         durable: u64,
-    ) -> Result<(Outcome, Ticket, Wake, usize)> {
+    ) -> Result<(Outcome, Ticket, Wake, Buffered)> {
         refuse_if_failed(st)?;
+        let before = st.pending.open_bytes();
         let found = {
             let st: &State = st;
             st.ids.find(hash, |pos| self.id_matches(st, pos, &event.id))?
@@ -241,14 +250,15 @@ impl Core {
             } else {
                 Ticket { target: 0, group: 0 }
             };
-            return Ok((Outcome::Stored(pos), target, Wake::new(), st.pending.open_bytes()));
+            let buffered = buffered_since(st, before);
+            return Ok((Outcome::Stored(pos), target, Wake::new(), buffered));
         }
         self.make_room(st, (RECORD_HEADER_LEN + body.len()) as u64)?;
         let mut wake = Wake::new();
         // Under the state lock, which queries take (see `is_watched`).
         let watched = self.notifier.is_watched();
         let seq = self.store_record(st, event, body, hash, 0, watched.then_some(&mut wake));
-        Ok((Outcome::New(seq), st.ticket(), wake, st.pending.open_bytes()))
+        Ok((Outcome::New(seq), st.ticket(), wake, buffered_since(st, before)))
     }
 
     /// Classifies every event: already stored, a repeat within the batch, or new.
@@ -384,6 +394,20 @@ impl Core {
             out.push(stored);
         }
         Ok(out)
+    }
+}
+
+/// Bytes not yet taken by the writer, before and after one append.
+#[derive(Clone, Copy)]
+struct Buffered {
+    before: usize,
+    after: usize,
+}
+
+fn buffered_since(st: &State, before: usize) -> Buffered {
+    Buffered {
+        before,
+        after: st.pending.open_bytes(),
     }
 }
 
