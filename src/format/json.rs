@@ -98,6 +98,7 @@ fn byte_needs_escape(b: u8) -> bool {
 }
 
 /// Whether any byte of `block` needs escaping.
+#[inline(always)]
 fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
     block.iter().fold(false, |dirty, &b| dirty | byte_needs_escape(b))
 }
