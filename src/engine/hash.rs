@@ -19,9 +19,15 @@ fn mum(a: u64, b: u64) -> u64 {
     (r as u64) ^ ((r >> 64) as u64)
 }
 
+/// Up to 8 bytes as a little-endian u64, zero-padded.
 fn read_u64(b: &[u8]) -> u64 {
+    // Whole words are the common case (an id's 16-byte blocks): one load.
+    // A variable-length copy_from_slice is a memcpy call, six per event id.
+    if let Some(word) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*word);
+    }
     let mut a = [0u8; 8];
-    a[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+    a[..b.len()].copy_from_slice(b);
     u64::from_le_bytes(a)
 }
 
