@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 
 /// Writes `map` as a JSON object into `out`.
 pub fn write_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
+    // Empty objects are common (most events' metadata); skip the map iterator.
+    if map.is_empty() {
+        return out.extend_from_slice(b"{}");
+    }
     out.push(b'{');
     for (i, (key, value)) in map.iter().enumerate() {
         if i > 0 {
