@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 
 use super::core::Core;
-use super::group_commit::{Ticket, Wake};
+use super::group_commit::{GroupCommit, Ticket, Wake};
 use super::id_index::MAX_INDEXED_SEGMENT;
 use super::options::SyncPolicy;
 use super::state::State;
@@ -71,16 +71,7 @@ impl Core {
         let mut buf = ENCODE_BUFFER.take();
         buf.clear();
         let encoded = self.encode(&event, &mut buf);
-        let outcome = encoded.and_then(|hash| {
-            let p = Prepared {
-                events: std::slice::from_ref(&event),
-                bodies: &buf,
-                ends: &[buf.len()],
-                hashes: &[hash],
-            };
-            let mut outcomes = [Outcome::New(0)];
-            self.store(&p, &mut outcomes).map(|()| outcomes[0])
-        });
+        let outcome = encoded.and_then(|hash| self.store_one(&event, &buf, hash));
         if buf.capacity() <= KEEP_BUFFER {
             ENCODE_BUFFER.set(buf);
         }
@@ -125,21 +116,28 @@ impl Core {
     /// returns the hash of its id.
     fn encode(&self, event: &Event, out: &mut Vec<u8>) -> Result<u64> {
         // The same checks as every store, with the encoded body as the size.
-        validate_fields(event)?;
+        let nanos = validate_fields(event)?;
         let start = out.len();
-        event_codec::encode_into(event, out);
+        event_codec::encode_with_timestamp(event, nanos, out);
         check_size(event, out.len() - start, self.opts.max_event_size)?;
         Ok(self.hasher.hash_bytes(event.id.as_bytes()))
     }
 
-    /// Under `Never`/`Interval`: the buffer reached `write_buffer_size`. The
-    /// background thread writes it; only when it falls far behind does the
-    /// appender write itself, so the buffer stays bounded.
-    fn buffer_filled(&self, buffered: usize) -> Result<()> {
-        if buffered >= self.opts.write_buffer_size.saturating_mul(4) {
+    /// Under `Never`/`Interval`: the background thread writes the buffer
+    /// once it reaches `write_buffer_size`; only when it falls far behind
+    /// does the appender write itself, so the buffer stays bounded.
+    fn let_buffer_be_written(&self, buffered: Buffered) -> Result<()> {
+        let size = self.opts.write_buffer_size;
+        if buffered.after >= size.saturating_mul(4) {
             return self.flush();
         }
-        if let Some(kick) = &self.flush_kick {
+        // One kick when this append filled the buffer: the thread then writes
+        // everything buffered, so kicking on every later append (as it did)
+        // only spent a channel operation per append until the thread ran.
+        if buffered.before < size
+            && buffered.after >= size
+            && let Some(kick) = &self.flush_kick
+        {
             // A full channel already holds a pending kick.
             let _ = kick.0.try_send(());
         }
@@ -149,23 +147,51 @@ impl Core {
     /// Stores a prepared batch: assigns under the state lock, then waits for
     /// the group commit (`Always`) or lets the buffer be written (otherwise).
     fn store(&self, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Result<()> {
-        let Some(commit) = self.commit() else {
-            return Err(Error::ReadOnly {
-                dir: self.dir.clone(),
-            });
-        };
+        let commit = self.writer()?;
         let (target, wake, buffered) = {
             let mut st = self.state.write();
             self.assign(&mut st, p, outcomes, commit.durable())?
         };
-        self.wake(&wake);
+        self.after_assign(commit, target, &wake, buffered)
+    }
+
+    /// [`store`](Self::store) for a single event, without a batch's
+    /// bookkeeping (slices of bodies and outcomes, repeats within the batch,
+    /// "batch continues" flags): the common append, so worth its own path.
+    fn store_one(&self, event: &Event, body: &[u8], hash: u64) -> Result<Outcome> {
+        let commit = self.writer()?;
+        let (outcome, target, wake, buffered) = {
+            let mut st = self.state.write();
+            self.assign_one(&mut st, event, body, hash, commit.durable())?
+        };
+        self.after_assign(commit, target, &wake, buffered)?;
+        Ok(outcome)
+    }
+
+    /// The group commit of a writer; a read-only store refuses appends.
+    fn writer(&self) -> Result<&GroupCommit> {
+        self.commit().ok_or_else(|| Error::ReadOnly {
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// After the state lock: wakes watchers, then waits for the group commit
+    /// (`Always`) or lets the buffer be written (otherwise).
+    fn after_assign(
+        &self,
+        commit: &GroupCommit,
+        target: Ticket,
+        wake: &Wake,
+        buffered: Buffered,
+    ) -> Result<()> {
+        self.wake(wake);
         if self.opts.sync == SyncPolicy::Always {
             if target.target > commit.durable() {
                 let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
                 self.wake(&wake);
             }
-        } else if buffered >= self.opts.write_buffer_size {
-            self.buffer_filled(buffered)?;
+        } else {
+            self.let_buffer_be_written(buffered)?;
         }
         Ok(())
     }
@@ -173,17 +199,16 @@ impl Core {
     /// Under the state lock: finds duplicates, then stores the new events.
     /// Fills `outcomes`; returns what the caller must see durable (a ticket
     /// with target 0 for nothing), the sessions to wake now, and the bytes
-    /// buffered so far.
+    /// buffered before and after.
     fn assign(
         &self,
         st: &mut State,
         p: &Prepared<'_>,
         outcomes: &mut [Outcome],
         durable: u64,
-    ) -> Result<(Ticket, Wake, usize)> {
-        if let Some(why) = &st.failed {
-            return Err(Error::Failed(why.clone()));
-        }
+    ) -> Result<(Ticket, Wake, Buffered)> {
+        refuse_if_failed(st)?;
+        let before = st.pending.open_bytes();
         self.find_duplicates(st, p, outcomes)?;
         let mut target = Ticket { target: 0, group: 0 };
         if outcomes
@@ -200,7 +225,40 @@ impl Core {
         } else {
             Wake::new()
         };
-        Ok((target, wake, st.pending.open_bytes()))
+        Ok((target, wake, buffered_since(st, before)))
+    }
+
+    /// [`assign`](Self::assign) for a single event: its outcome, what the
+    /// caller must see durable, the sessions to wake, the bytes buffered.
+    fn assign_one(
+        &self,
+        st: &mut State,
+        event: &Event,
+        body: &[u8],
+        hash: u64,
+        durable: u64,
+    ) -> Result<(Outcome, Ticket, Wake, Buffered)> {
+        refuse_if_failed(st)?;
+        let before = st.pending.open_bytes();
+        let found = {
+            let st: &State = st;
+            st.ids.find(hash, |pos| self.id_matches(st, pos, &event.id))?
+        };
+        if let Some(pos) = found {
+            let target = if pos >= durable {
+                st.ticket()
+            } else {
+                Ticket { target: 0, group: 0 }
+            };
+            let buffered = buffered_since(st, before);
+            return Ok((Outcome::Stored(pos), target, Wake::new(), buffered));
+        }
+        self.make_room(st, (RECORD_HEADER_LEN + body.len()) as u64)?;
+        let mut wake = Wake::new();
+        // Under the state lock, which queries take (see `is_watched`).
+        let watched = self.notifier.is_watched();
+        let seq = self.store_record(st, event, body, hash, 0, watched.then_some(&mut wake));
+        Ok((Outcome::New(seq), st.ticket(), wake, buffered_since(st, before)))
     }
 
     /// Classifies every event: already stored, a repeat within the batch, or new.
@@ -266,7 +324,6 @@ impl Core {
     /// Encodes every new event's record into the pending log and indexes it.
     /// Nothing here can fail: all checks happened before.
     fn store_new(&self, st: &mut State, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Wake {
-        let always = self.opts.sync == SyncPolicy::Always;
         // Under the state lock, which queries take (see `is_watched`).
         let watched = self.notifier.is_watched();
         let last_new = outcomes.iter().rposition(|o| matches!(o, Outcome::New(_)));
@@ -275,33 +332,51 @@ impl Core {
             if !matches!(outcomes[i], Outcome::New(_)) {
                 continue;
             }
-            let n = st.sessions.find_or_add(&event.session_id);
-            let s = st.sessions.get(n);
-            let (seq, prev) = (s.assigned + 1, s.assigned_last);
             let flags = if Some(i) == last_new {
                 0
             } else {
                 FLAG_BATCH_CONTINUES
             };
-            let pos = st.pending.append(p.body(i), flags, seq, prev);
-            st.ids.insert(p.hashes[i], pos);
-            let s = st.sessions.get_mut(n);
-            s.assigned = seq;
-            s.assigned_last = pos;
-            s.sparse.note(seq, pos);
-            if always {
-                st.defer_publish(n, seq, pos);
-            } else {
-                s.visible = seq;
-                s.visible_last = pos;
-                // Nobody watching: no session name to clone, nothing to allocate.
-                if watched {
-                    push_wake(&mut wake, &s.name, seq);
-                }
-            }
+            let to_wake = watched.then_some(&mut wake);
+            let seq = self.store_record(st, event, p.body(i), p.hashes[i], flags, to_wake);
             outcomes[i] = Outcome::New(seq);
         }
         wake
+    }
+
+    /// Stores one new event (its encoded `body`, its id's `hash`): assigns
+    /// its sequence, appends its record to the pending log, indexes it and
+    /// makes it visible (or defers that to its group commit under `Always`).
+    /// Returns the sequence. Its wake-up goes to `wake`, given only when
+    /// someone watches (else there is no session name to clone).
+    fn store_record(
+        &self,
+        st: &mut State,
+        event: &Event,
+        body: &[u8],
+        hash: u64,
+        flags: u8,
+        wake: Option<&mut Wake>,
+    ) -> u64 {
+        let n = st.sessions.find_or_add(&event.session_id);
+        let s = st.sessions.get(n);
+        let (seq, prev) = (s.assigned + 1, s.assigned_last);
+        let pos = st.pending.append(body, flags, seq, prev);
+        st.ids.insert(hash, pos);
+        let s = st.sessions.get_mut(n);
+        s.assigned = seq;
+        s.assigned_last = pos;
+        s.sparse.note(seq, pos);
+        if self.opts.sync == SyncPolicy::Always {
+            st.defer_publish(n, seq, pos);
+        } else {
+            s.visible = seq;
+            s.visible_last = pos;
+            if let Some(wake) = wake {
+                push_wake(wake, &s.name, seq);
+            }
+        }
+        seq
     }
 
     /// The stored events, in input order (originals read back for duplicates).
@@ -319,6 +394,28 @@ impl Core {
             out.push(stored);
         }
         Ok(out)
+    }
+}
+
+/// Bytes not yet taken by the writer, before and after one append.
+#[derive(Clone, Copy)]
+struct Buffered {
+    before: usize,
+    after: usize,
+}
+
+fn buffered_since(st: &State, before: usize) -> Buffered {
+    Buffered {
+        before,
+        after: st.pending.open_bytes(),
+    }
+}
+
+/// Appends are refused after a write or sync failure, until reopen.
+fn refuse_if_failed(st: &State) -> Result<()> {
+    match &st.failed {
+        Some(why) => Err(Error::Failed(why.clone())),
+        None => Ok(()),
     }
 }
 

@@ -69,9 +69,15 @@ fn put_json(out: &mut Vec<u8>, map: &Map<String, Value>) {
 /// Appends the body of `event` to `out`. The timestamp must be storable
 /// (validated before); an unstorable one is written as 0 rather than panicking.
 pub fn encode_into(event: &Event, out: &mut Vec<u8>) {
+    let nanos = time::to_unix_nanos(event.timestamp).unwrap_or(0);
+    encode_with_timestamp(event, nanos, out);
+}
+
+/// [`encode_into`] with the timestamp already converted to `nanos` (the
+/// append path has it from validation; converting a `SystemTime` is not free).
+pub(crate) fn encode_with_timestamp(event: &Event, nanos: i64, out: &mut Vec<u8>) {
     out.push(event.event_type.code());
     out.push(if event.run_id.is_some() { FLAG_RUN_ID } else { 0 });
-    let nanos = time::to_unix_nanos(event.timestamp).unwrap_or(0);
     out.extend_from_slice(&nanos.to_le_bytes());
     put_bytes(out, event.id.as_bytes());
     put_bytes(out, event.session_id.as_bytes());

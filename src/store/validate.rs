@@ -17,8 +17,9 @@ pub fn validate_session_id(session_id: &str) -> Result<()> {
 }
 
 /// Checks what does not depend on the encoding: non-empty ids and a
-/// storable timestamp.
-pub fn validate_fields(event: &Event) -> Result<()> {
+/// storable timestamp. Returns the timestamp in its stored form
+/// (nanoseconds since the epoch), so the encoder need not convert it again.
+pub fn validate_fields(event: &Event) -> Result<i64> {
     validate_session_id(&event.session_id)
         .map_err(|_| Error::invalid(format!("event {:?} has an empty session_id", event.id)))?;
     if event.id.is_empty() {
@@ -27,12 +28,9 @@ pub fn validate_fields(event: &Event) -> Result<()> {
             event.session_id
         )));
     }
-    if time::to_unix_nanos(event.timestamp).is_none() {
-        return Err(Error::InvalidTimestamp {
-            id: event.id.clone(),
-        });
-    }
-    Ok(())
+    time::to_unix_nanos(event.timestamp).ok_or_else(|| Error::InvalidTimestamp {
+        id: event.id.clone(),
+    })
 }
 
 /// Checks an encoded size against `max_size`.
