@@ -16,6 +16,7 @@
 use super::core::{Core, Role};
 use super::segment::RecordBytes;
 use super::sparse_index::SPARSE_INTERVAL;
+use super::spare_buffer::SpareBuffer;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::format::event_codec::{self, BodyKeys};
@@ -48,7 +49,7 @@ impl Core {
         };
         let last = last.min(view.visible);
         let max = query.max_results();
-        let mut window = Window::default();
+        let mut window = Window::over(self.spare_window.take());
         let mut lo = first;
         while lo <= last && out.len() < max {
             let (anchor, floor) = {
@@ -71,6 +72,7 @@ impl Core {
             }
             lo = anchor.0 + 1;
         }
+        self.spare_window.give_back(window.buf);
         Ok((out, view.visible))
     }
 
@@ -303,6 +305,12 @@ const WINDOW_MAX: u64 = SPARSE_INTERVAL * WINDOW_DENSITY;
 /// for the walk to use a window: a `pread` costs about as much as copying a
 /// few KiB, so for sparser sessions reading each record alone is cheaper.
 const WINDOW_DENSITY: u64 = 8 * 1024;
+/// The buffer kept for the next query's window: one of the usual size
+/// (a large record's window is dropped after its query).
+pub(super) fn spare_window() -> SpareBuffer {
+    SpareBuffer::keeping_up_to(WINDOW_MAX as usize + FIRST_GUESS as usize)
+}
+
 /// What a window asks for past a record's start before its length is known:
 /// most records fit, so the read usually brings the whole record.
 const FIRST_GUESS: u64 = 1024;
@@ -310,11 +318,11 @@ const FIRST_GUESS: u64 = 1024;
 /// Bytes of one segment file read for one query: `bytes[i]` is at file
 /// offset `start + i`. The walk goes backwards, so each read ends at the
 /// record asked for and reaches back over the rest of the interval.
-#[derive(Default)]
 struct Window {
     segment: u64,
     start: u64,
-    /// Grown, never shrunk, within a query (so refilling does not re-zero it).
+    /// Grown, never shrunk, and kept between queries (see [`SpareBuffer`]),
+    /// so a read does not zero it again: its bytes past `len` are stale.
     buf: Vec<u8>,
     /// How many bytes of `buf` the last read brought.
     len: usize,
@@ -326,6 +334,18 @@ struct Window {
 }
 
 impl Window {
+    /// An empty window reading into `buf` (whatever it holds).
+    fn over(buf: Vec<u8>) -> Window {
+        Window {
+            segment: 0,
+            start: 0,
+            buf,
+            len: 0,
+            floor: 0,
+            enabled: false,
+        }
+    }
+
     /// Sets the window up for the walk from `anchor` (sequence, position)
     /// down to sequence `lo`, none of whose records is before `floor`.
     fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: u64) {
