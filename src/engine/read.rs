@@ -15,8 +15,8 @@
 
 use super::core::{Core, Role};
 use super::segment::RecordBytes;
-use super::sparse_index::SPARSE_INTERVAL;
 use super::spare_buffer::SpareBuffer;
+use super::sparse_index::SPARSE_INTERVAL;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::format::event_codec::{self, BodyKeys};
@@ -142,7 +142,8 @@ impl Core {
         let undecodable = |e: event_codec::DecodeError| {
             self.corrupt_at(pos, format!("event body is undecodable: {e}"))
         };
-        let keys = event_codec::decode_keys(body).map_err(undecodable)?;
+        let keyed = event_codec::decode_keyed(body).map_err(undecodable)?;
+        let keys = &keyed.keys;
         if keys.session_id != session_id {
             let why = format!(
                 "record of sequence {seq} belongs to session {:?}, not {session_id:?}",
@@ -150,12 +151,10 @@ impl Core {
             );
             return Err(self.corrupt_at(pos, why));
         }
-        if !keys_match(query, &keys) {
+        if !keys_match(query, keys) {
             return Ok(None);
         }
-        event_codec::decode(body, seq)
-            .map(Some)
-            .map_err(undecodable)
+        keyed.into_event(seq).map(Some).map_err(undecodable)
     }
 
     /// The event stored at `pos`, with its sequence number.
