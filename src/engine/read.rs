@@ -43,13 +43,24 @@ impl Core {
         let Some(view) = self.view(session_id) else {
             return Ok((Vec::new(), 0));
         };
-        let mut out = Vec::new();
         let Some((first, last)) = query.sequence_range() else {
-            return Ok((out, view.visible));
+            return Ok((Vec::new(), view.visible));
         };
         let last = last.min(view.visible);
         let max = query.max_results();
+        // Without field filters every record in range is returned, so the
+        // page's size is known (capped: a huge range may still stop early).
+        let in_range = (last + 1).saturating_sub(first);
+        let mut out = Vec::with_capacity(
+            usize::try_from(in_range)
+                .unwrap_or(usize::MAX)
+                .min(max)
+                .min(1024),
+        );
+        let unfiltered =
+            query.event_type.is_none() && query.run_id.is_none() && query.since.is_none();
         let mut window = Window::over(self.spare_window.take());
+        let mut found = Found::default();
         let mut lo = first;
         while lo <= last && out.len() < max {
             let (anchor, floor) = {
@@ -60,10 +71,19 @@ impl Core {
                     .unwrap_or((view.visible, view.visible_last));
                 (anchor, sparse.anchor_before(lo).unwrap_or(0))
             };
-            let hi = anchor.0.min(last);
+            let mut hi = anchor.0.min(last);
+            if unfiltered {
+                // Records past the page's end would be read and checked for nothing.
+                let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
+                hi = hi.min(lo.saturating_add(wanted - 1));
+            }
             window.aim(anchor, lo, floor);
-            for (seq, pos, record) in self.walk_back(session_id, anchor, (lo, hi), &mut window)? {
-                if let Some(event) = self.decode_if_match(session_id, (seq, pos), &record, query)? {
+            self.walk_back(session_id, anchor, (lo, hi), &mut window, &mut found)?;
+            for (seq, pos, held) in &found.records {
+                let record = found.bytes(held);
+                if let Some(event) =
+                    self.decode_if_match(session_id, (*seq, *pos), record, query)?
+                {
                     out.push(event);
                     if out.len() == max {
                         break;
@@ -93,21 +113,22 @@ impl Core {
     }
 
     /// Follows previous-record links from `anchor` (sequence, position) down
-    /// to sequence `lo`; returns the records of `lo..=hi`, oldest first.
+    /// to sequence `lo`; leaves the records of `lo..=hi` in `found`, oldest first.
     fn walk_back(
         &self,
         session_id: &str,
         anchor: (u64, u64),
         (lo, hi): (u64, u64),
         window: &mut Window,
-    ) -> Result<Vec<(u64, u64, RecordBytes)>> {
+        found: &mut Found,
+    ) -> Result<()> {
         let (mut seq, mut pos) = anchor;
-        let mut found = Vec::with_capacity((hi + 1).saturating_sub(lo) as usize);
+        found.clear();
         loop {
             let header = if seq <= hi {
-                let record = self.record_through(window, pos)?;
-                let header = self.header_of(&record, pos)?;
-                found.push((seq, pos, record));
+                let held = self.record_through(window, pos, &mut found.arena)?;
+                let header = self.header_of(found.bytes(&held), pos)?;
+                found.records.push((seq, pos, held));
                 header
             } else {
                 self.header_through(window, pos)?
@@ -125,8 +146,8 @@ impl Core {
             seq -= 1;
             pos = header.prev;
         }
-        found.reverse();
-        Ok(found)
+        found.records.reverse();
+        Ok(())
     }
 
     /// Decodes the record of sequence `seq` if it passes the query's filters
@@ -173,14 +194,19 @@ impl Core {
         self.segments.read_record(pos)
     }
 
-    /// [`record_at`](Self::record_at), served from `window` when it can be.
-    fn record_through(&self, window: &mut Window, pos: u64) -> Result<RecordBytes> {
+    /// [`record_at`](Self::record_at), copied into `arena` when `window`
+    /// can serve it.
+    fn record_through(&self, window: &mut Window, pos: u64, arena: &mut Vec<u8>) -> Result<Held> {
         if let Some(bytes) = self.pending_copy(pos) {
-            return Ok(RecordBytes::Owned(bytes));
+            return Ok(Held::Record(RecordBytes::Owned(bytes)));
         }
         match self.windowed_record(window, pos) {
-            Some(bytes) => Ok(RecordBytes::Owned(bytes)),
-            None => self.segments.read_record(pos),
+            Some(bytes) => {
+                let start = arena.len();
+                arena.extend_from_slice(bytes);
+                Ok(Held::InArena(start..arena.len()))
+            }
+            None => self.segments.read_record(pos).map(Held::Record),
         }
     }
 
@@ -199,9 +225,9 @@ impl Core {
         }
     }
 
-    /// A copy of the checksum-verified record at `pos`, from the window
-    /// (refilled if need be); `None` when the window cannot serve it.
-    fn windowed_record(&self, window: &mut Window, pos: u64) -> Option<Vec<u8>> {
+    /// The checksum-verified record at `pos`, from the window (refilled if
+    /// need be); `None` when the window cannot serve it.
+    fn windowed_record<'w>(&self, window: &'w mut Window, pos: u64) -> Option<&'w [u8]> {
         let (segment, off) = (position_segment(pos), position_offset(pos));
         // Its length when the window holds its header; else a guess that most records fit.
         let mut want = window
@@ -211,7 +237,12 @@ impl Core {
         loop {
             let bytes = self.window_at(window, segment, off, want)?;
             match parse_record(bytes) {
-                RecordParse::Complete(r) => return Some(bytes[..r.header.record_len()].to_vec()),
+                RecordParse::Complete(r) => {
+                    let len = r.header.record_len();
+                    // Again, to hand out the window's bytes (`bytes` is
+                    // only borrowed for this iteration of the loop).
+                    return window.bytes_at(segment, off).map(|b| &b[..len]);
+                }
                 RecordParse::Incomplete => {
                     let len = parse_header(bytes).ok()?.record_len() as u64;
                     if len <= want {
@@ -297,6 +328,37 @@ impl Core {
     }
 }
 
+/// The records one interval's walk found: `(sequence, position, bytes)`,
+/// oldest first. Records read through the window are copied into one
+/// arena rather than a buffer each (a page of 100 made 100 allocations).
+#[derive(Default)]
+struct Found {
+    records: Vec<(u64, u64, Held)>,
+    arena: Vec<u8>,
+}
+
+/// Where a found record's bytes are.
+enum Held {
+    /// `Found::arena[range]`.
+    InArena(std::ops::Range<usize>),
+    /// Its own bytes (pending, mapped, or read alone).
+    Record(RecordBytes),
+}
+
+impl Found {
+    fn clear(&mut self) {
+        self.records.clear();
+        self.arena.clear();
+    }
+
+    fn bytes<'a>(&'a self, held: &'a Held) -> &'a [u8] {
+        match held {
+            Held::InArena(range) => &self.arena[range.clone()],
+            Held::Record(record) => record,
+        }
+    }
+}
+
 /// The most one window read brings: the span of a sparse interval of a
 /// session whose records are at most `WINDOW_DENSITY` apart on average.
 const WINDOW_MAX: u64 = SPARSE_INTERVAL * WINDOW_DENSITY;
@@ -304,6 +366,7 @@ const WINDOW_MAX: u64 = SPARSE_INTERVAL * WINDOW_DENSITY;
 /// for the walk to use a window: a `pread` costs about as much as copying a
 /// few KiB, so for sparser sessions reading each record alone is cheaper.
 const WINDOW_DENSITY: u64 = 8 * 1024;
+
 /// The buffer kept for the next query's window: one of the usual size
 /// (a large record's window is dropped after its query).
 pub(super) fn spare_window() -> SpareBuffer {
