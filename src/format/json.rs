@@ -109,10 +109,8 @@ fn byte_needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// The index of the first byte of `bytes[from..]` that needs escaping, or
-/// `bytes.len()`. These are also the bytes that end a plain run of a string
-/// being parsed, so [`super::json_parse`] uses it too.
-pub(super) fn next_escape(bytes: &[u8], from: usize) -> usize {
+/// The index of the first byte of `bytes[from..]` that needs escaping, or `bytes.len()`.
+fn next_escape(bytes: &[u8], from: usize) -> usize {
     let rest = &bytes[from..];
     let mut clean = 0;
     // Four words at a time while they are all clean, then one at a time.
