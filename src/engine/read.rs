@@ -69,7 +69,7 @@ impl Core {
                 let anchor = sparse
                     .anchor_at_or_after(lo, view.visible)
                     .unwrap_or((view.visible, view.visible_last));
-                (anchor, sparse.anchor_before(lo).unwrap_or(0))
+                (anchor, sparse.anchor_before(lo).unwrap_or((0, 0)))
             };
             let mut hi = anchor.0.min(last);
             if unfiltered {
@@ -280,6 +280,7 @@ impl Core {
             let start = end
                 .saturating_sub(WINDOW_MAX)
                 .max(window.floor_in(segment))
+                .max(window.take_hint_in(segment))
                 .min(off);
             let buf = window.prepare(segment, start, (end - start) as usize);
             let got = self.io.read_at(file, &seg.path, buf, start).ok()?;
@@ -393,6 +394,9 @@ struct Window {
     floor: u64,
     /// Whether the current interval's records are close enough together.
     enabled: bool,
+    /// Where the interval's first read may start instead of at `floor`
+    /// (0: at `floor`); see [`likely_start`].
+    hint: u64,
 }
 
 impl Window {
@@ -405,16 +409,23 @@ impl Window {
             len: 0,
             floor: 0,
             enabled: false,
+            hint: 0,
         }
     }
 
     /// Sets the window up for the walk from `anchor` (sequence, position)
-    /// down to sequence `lo`, none of whose records is before `floor`.
-    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: u64) {
-        self.floor = floor;
+    /// down to sequence `lo`, none of whose records is before the anchor
+    /// `floor` (sequence, position; (0, 0) when there is none).
+    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: (u64, u64)) {
+        self.floor = floor.1;
+        self.hint = likely_start(anchor, lo, floor);
         let records = (anchor.0 + 1).saturating_sub(lo).max(1);
-        let span =
-            position_offset(anchor.1).saturating_sub(self.floor_in(position_segment(anchor.1)));
+        // The span the first read brings: from the hint when there is one
+        // (from the floor, a walk over the few records just below an anchor
+        // looked too sparse for a window and read each record alone).
+        let segment = position_segment(anchor.1);
+        let from = self.floor_in(segment).max(self.hint_in(segment));
+        let span = position_offset(anchor.1).saturating_sub(from);
         self.enabled = span / records <= WINDOW_DENSITY;
     }
 
@@ -422,6 +433,23 @@ impl Window {
     fn floor_in(&self, segment: u64) -> u64 {
         if position_segment(self.floor) == segment {
             position_offset(self.floor)
+        } else {
+            0
+        }
+    }
+
+    /// The hint as an offset in `segment` (0 when there is none or it is in
+    /// another segment); used up by the interval's first read, so a refill
+    /// reaches down to the floor.
+    fn take_hint_in(&mut self, segment: u64) -> u64 {
+        let offset = self.hint_in(segment);
+        self.hint = 0;
+        offset
+    }
+
+    fn hint_in(&self, segment: u64) -> u64 {
+        if self.hint != 0 && position_segment(self.hint) == segment {
+            position_offset(self.hint)
         } else {
             0
         }
@@ -454,6 +482,24 @@ impl Window {
     fn filled(&mut self, got: usize) {
         self.len = got;
     }
+}
+
+/// Where the record of sequence `lo` likely starts, less a little slack:
+/// the walk's first read can start there rather than at the floor anchor,
+/// which is on average half an interval of (mostly other sessions') bytes
+/// further back. Estimated from the average spacing of the session's
+/// records between the two anchors; when the estimate is too high the walk
+/// finds its record outside the window and the window is refilled down to
+/// the floor. 0 (no hint) without a floor anchor in the anchor's segment.
+fn likely_start((a, a_pos): (u64, u64), lo: u64, (f, f_pos): (u64, u64)) -> u64 {
+    /// Records of slack below the estimate (spacing varies a little).
+    const SLACK: u64 = 2;
+    if f == 0 || lo <= f || a <= f || position_segment(f_pos) != position_segment(a_pos) {
+        return 0;
+    }
+    let spacing = a_pos.saturating_sub(f_pos) / (a - f);
+    let behind = (a - lo + SLACK).saturating_mul(spacing);
+    a_pos.saturating_sub(behind).max(f_pos)
 }
 
 /// `EventQuery::matches_fields` on the keys alone, before any JSON is parsed.
@@ -503,6 +549,44 @@ mod tests {
                 .get_events("s1", &EventQuery::new().after(after).limit(100))
                 .unwrap();
             let want: Vec<Event> = all[1]
+                .iter()
+                .skip(after as usize)
+                .take(100)
+                .cloned()
+                .collect();
+            assert_eq!(page, want, "after {after}");
+        }
+    }
+
+    #[test]
+    fn unevenly_spaced_pages_return_exactly_the_range() {
+        // Between two records of s1 lie 0 to 12 records of s0, so a first
+        // read started at the estimated position of a page's first record
+        // sometimes misses it and the window is refilled.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            sync: SyncPolicy::Never,
+            ..LogOptions::default()
+        };
+        let store = LogStore::open_with(dir.path(), opts).unwrap();
+        let mut mine = Vec::new();
+        for i in 0..300usize {
+            let e = Event::new("s1", EventType::MessageSent);
+            mine.push(store.append_event_with_sequence(e).unwrap());
+            for _ in 0..(i * 7 + i / 13) % 13 {
+                let e = Event::new("s0", EventType::MessageSent);
+                store.append_event_with_sequence(e).unwrap();
+            }
+        }
+        store.sync().unwrap();
+        for after in (0..300)
+            .step_by(7)
+            .chain([31, 32, 33, 63, 64, 65, 299, 300])
+        {
+            let page = store
+                .get_events("s1", &EventQuery::new().after(after).limit(100))
+                .unwrap();
+            let want: Vec<Event> = mine
                 .iter()
                 .skip(after as usize)
                 .take(100)
