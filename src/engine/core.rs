@@ -16,6 +16,7 @@ use super::pending::PendingLog;
 use super::readonly::ReadCursor;
 use super::recovery::{Access, end_position, recover};
 use super::segment::{SegmentSet, SegmentWriter};
+use super::spare_buffer::SpareBuffer;
 use super::state::State;
 use crate::error::Result;
 use crate::store::SessionNotifier;
@@ -41,6 +42,8 @@ pub(crate) struct Core {
     /// Under `Never`/`Interval`: wakes the background thread to write the
     /// buffer when it fills (the thread waits on the receiver).
     pub flush_kick: Option<(Sender<()>, Receiver<()>)>,
+    /// The read window's buffer, kept between queries.
+    pub spare_window: SpareBuffer,
 }
 
 impl Core {
@@ -84,6 +87,7 @@ impl Core {
             notifier: Arc::new(SessionNotifier::new()),
             hasher,
             flush_kick: (opts.sync != SyncPolicy::Always).then(|| crossbeam_channel::bounded(1)),
+            spare_window: super::read::spare_window(),
             opts,
             role: Role::Writer {
                 commit: GroupCommit::new(writer, end),
@@ -111,6 +115,7 @@ impl Core {
                 cursor: Mutex::new(cursor),
             },
             flush_kick: None,
+            spare_window: super::read::spare_window(),
         })
     }
 

@@ -61,6 +61,7 @@ mod recovery;
 mod salvage;
 mod scan;
 mod segment;
+mod spare_buffer;
 mod sparse_index;
 mod state;
 

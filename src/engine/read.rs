@@ -15,6 +15,7 @@
 
 use super::core::{Core, Role};
 use super::segment::RecordBytes;
+use super::spare_buffer::SpareBuffer;
 use super::sparse_index::SPARSE_INTERVAL;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -42,13 +43,24 @@ impl Core {
         let Some(view) = self.view(session_id) else {
             return Ok((Vec::new(), 0));
         };
-        let mut out = Vec::new();
         let Some((first, last)) = query.sequence_range() else {
-            return Ok((out, view.visible));
+            return Ok((Vec::new(), view.visible));
         };
         let last = last.min(view.visible);
         let max = query.max_results();
-        let mut window = Window::default();
+        // Without field filters every record in range is returned, so the
+        // page's size is known (capped: a huge range may still stop early).
+        let in_range = (last + 1).saturating_sub(first);
+        let mut out = Vec::with_capacity(
+            usize::try_from(in_range)
+                .unwrap_or(usize::MAX)
+                .min(max)
+                .min(1024),
+        );
+        let unfiltered =
+            query.event_type.is_none() && query.run_id.is_none() && query.since.is_none();
+        let mut window = Window::over(self.spare_window.take());
+        let mut found = Found::default();
         let mut lo = first;
         while lo <= last && out.len() < max {
             let (anchor, floor) = {
@@ -57,12 +69,21 @@ impl Core {
                 let anchor = sparse
                     .anchor_at_or_after(lo, view.visible)
                     .unwrap_or((view.visible, view.visible_last));
-                (anchor, sparse.anchor_before(lo).unwrap_or(0))
+                (anchor, sparse.anchor_before(lo).unwrap_or((0, 0)))
             };
-            let hi = anchor.0.min(last);
+            let mut hi = anchor.0.min(last);
+            if unfiltered {
+                // Records past the page's end would be read and checked for nothing.
+                let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
+                hi = hi.min(lo.saturating_add(wanted - 1));
+            }
             window.aim(anchor, lo, floor);
-            for (seq, pos, record) in self.walk_back(session_id, anchor, (lo, hi), &mut window)? {
-                if let Some(event) = self.decode_if_match(session_id, (seq, pos), &record, query)? {
+            self.walk_back(session_id, anchor, (lo, hi), &mut window, &mut found)?;
+            for (seq, pos, held) in &found.records {
+                let record = found.bytes(held);
+                if let Some(event) =
+                    self.decode_if_match(session_id, (*seq, *pos), record, query)?
+                {
                     out.push(event);
                     if out.len() == max {
                         break;
@@ -71,6 +92,7 @@ impl Core {
             }
             lo = anchor.0 + 1;
         }
+        self.spare_window.give_back(window.buf);
         Ok((out, view.visible))
     }
 
@@ -91,21 +113,22 @@ impl Core {
     }
 
     /// Follows previous-record links from `anchor` (sequence, position) down
-    /// to sequence `lo`; returns the records of `lo..=hi`, oldest first.
+    /// to sequence `lo`; leaves the records of `lo..=hi` in `found`, oldest first.
     fn walk_back(
         &self,
         session_id: &str,
         anchor: (u64, u64),
         (lo, hi): (u64, u64),
         window: &mut Window,
-    ) -> Result<Vec<(u64, u64, RecordBytes)>> {
+        found: &mut Found,
+    ) -> Result<()> {
         let (mut seq, mut pos) = anchor;
-        let mut found = Vec::with_capacity((hi + 1).saturating_sub(lo) as usize);
+        found.clear();
         loop {
             let header = if seq <= hi {
-                let record = self.record_through(window, pos)?;
-                let header = self.header_of(&record, pos)?;
-                found.push((seq, pos, record));
+                let held = self.record_through(window, pos, &mut found.arena)?;
+                let header = self.header_of(found.bytes(&held), pos)?;
+                found.records.push((seq, pos, held));
                 header
             } else {
                 self.header_through(window, pos)?
@@ -123,8 +146,8 @@ impl Core {
             seq -= 1;
             pos = header.prev;
         }
-        found.reverse();
-        Ok(found)
+        found.records.reverse();
+        Ok(())
     }
 
     /// Decodes the record of sequence `seq` if it passes the query's filters
@@ -140,7 +163,8 @@ impl Core {
         let undecodable = |e: event_codec::DecodeError| {
             self.corrupt_at(pos, format!("event body is undecodable: {e}"))
         };
-        let keys = event_codec::decode_keys(body).map_err(undecodable)?;
+        let keyed = event_codec::decode_keyed(body).map_err(undecodable)?;
+        let keys = &keyed.keys;
         if keys.session_id != session_id {
             let why = format!(
                 "record of sequence {seq} belongs to session {:?}, not {session_id:?}",
@@ -148,12 +172,10 @@ impl Core {
             );
             return Err(self.corrupt_at(pos, why));
         }
-        if !keys_match(query, &keys) {
+        if !keys_match(query, keys) {
             return Ok(None);
         }
-        event_codec::decode(body, seq)
-            .map(Some)
-            .map_err(undecodable)
+        keyed.into_event(seq).map(Some).map_err(undecodable)
     }
 
     /// The event stored at `pos`, with its sequence number.
@@ -172,14 +194,19 @@ impl Core {
         self.segments.read_record(pos)
     }
 
-    /// [`record_at`](Self::record_at), served from `window` when it can be.
-    fn record_through(&self, window: &mut Window, pos: u64) -> Result<RecordBytes> {
+    /// [`record_at`](Self::record_at), copied into `arena` when `window`
+    /// can serve it.
+    fn record_through(&self, window: &mut Window, pos: u64, arena: &mut Vec<u8>) -> Result<Held> {
         if let Some(bytes) = self.pending_copy(pos) {
-            return Ok(RecordBytes::Owned(bytes));
+            return Ok(Held::Record(RecordBytes::Owned(bytes)));
         }
         match self.windowed_record(window, pos) {
-            Some(bytes) => Ok(RecordBytes::Owned(bytes)),
-            None => self.segments.read_record(pos),
+            Some(bytes) => {
+                let start = arena.len();
+                arena.extend_from_slice(bytes);
+                Ok(Held::InArena(start..arena.len()))
+            }
+            None => self.segments.read_record(pos).map(Held::Record),
         }
     }
 
@@ -198,9 +225,9 @@ impl Core {
         }
     }
 
-    /// A copy of the checksum-verified record at `pos`, from the window
-    /// (refilled if need be); `None` when the window cannot serve it.
-    fn windowed_record(&self, window: &mut Window, pos: u64) -> Option<Vec<u8>> {
+    /// The checksum-verified record at `pos`, from the window (refilled if
+    /// need be); `None` when the window cannot serve it.
+    fn windowed_record<'w>(&self, window: &'w mut Window, pos: u64) -> Option<&'w [u8]> {
         let (segment, off) = (position_segment(pos), position_offset(pos));
         // Its length when the window holds its header; else a guess that most records fit.
         let mut want = window
@@ -210,7 +237,12 @@ impl Core {
         loop {
             let bytes = self.window_at(window, segment, off, want)?;
             match parse_record(bytes) {
-                RecordParse::Complete(r) => return Some(bytes[..r.header.record_len()].to_vec()),
+                RecordParse::Complete(r) => {
+                    let len = r.header.record_len();
+                    // Again, to hand out the window's bytes (`bytes` is
+                    // only borrowed for this iteration of the loop).
+                    return window.bytes_at(segment, off).map(|b| &b[..len]);
+                }
                 RecordParse::Incomplete => {
                     let len = parse_header(bytes).ok()?.record_len() as u64;
                     if len <= want {
@@ -248,6 +280,7 @@ impl Core {
             let start = end
                 .saturating_sub(WINDOW_MAX)
                 .max(window.floor_in(segment))
+                .max(window.take_hint_in(segment))
                 .min(off);
             let buf = window.prepare(segment, start, (end - start) as usize);
             let got = self.io.read_at(file, &seg.path, buf, start).ok()?;
@@ -296,6 +329,37 @@ impl Core {
     }
 }
 
+/// The records one interval's walk found: `(sequence, position, bytes)`,
+/// oldest first. Records read through the window are copied into one
+/// arena rather than a buffer each (a page of 100 made 100 allocations).
+#[derive(Default)]
+struct Found {
+    records: Vec<(u64, u64, Held)>,
+    arena: Vec<u8>,
+}
+
+/// Where a found record's bytes are.
+enum Held {
+    /// `Found::arena[range]`.
+    InArena(std::ops::Range<usize>),
+    /// Its own bytes (pending, mapped, or read alone).
+    Record(RecordBytes),
+}
+
+impl Found {
+    fn clear(&mut self) {
+        self.records.clear();
+        self.arena.clear();
+    }
+
+    fn bytes<'a>(&'a self, held: &'a Held) -> &'a [u8] {
+        match held {
+            Held::InArena(range) => &self.arena[range.clone()],
+            Held::Record(record) => record,
+        }
+    }
+}
+
 /// The most one window read brings: the span of a sparse interval of a
 /// session whose records are at most `WINDOW_DENSITY` apart on average.
 const WINDOW_MAX: u64 = SPARSE_INTERVAL * WINDOW_DENSITY;
@@ -303,6 +367,13 @@ const WINDOW_MAX: u64 = SPARSE_INTERVAL * WINDOW_DENSITY;
 /// for the walk to use a window: a `pread` costs about as much as copying a
 /// few KiB, so for sparser sessions reading each record alone is cheaper.
 const WINDOW_DENSITY: u64 = 8 * 1024;
+
+/// The buffer kept for the next query's window: one of the usual size
+/// (a large record's window is dropped after its query).
+pub(super) fn spare_window() -> SpareBuffer {
+    SpareBuffer::keeping_up_to(WINDOW_MAX as usize + FIRST_GUESS as usize)
+}
+
 /// What a window asks for past a record's start before its length is known:
 /// most records fit, so the read usually brings the whole record.
 const FIRST_GUESS: u64 = 1024;
@@ -310,11 +381,11 @@ const FIRST_GUESS: u64 = 1024;
 /// Bytes of one segment file read for one query: `bytes[i]` is at file
 /// offset `start + i`. The walk goes backwards, so each read ends at the
 /// record asked for and reaches back over the rest of the interval.
-#[derive(Default)]
 struct Window {
     segment: u64,
     start: u64,
-    /// Grown, never shrunk, within a query (so refilling does not re-zero it).
+    /// Grown, never shrunk, and kept between queries (see [`SpareBuffer`]),
+    /// so a read does not zero it again: its bytes past `len` are stale.
     buf: Vec<u8>,
     /// How many bytes of `buf` the last read brought.
     len: usize,
@@ -323,16 +394,38 @@ struct Window {
     floor: u64,
     /// Whether the current interval's records are close enough together.
     enabled: bool,
+    /// Where the interval's first read may start instead of at `floor`
+    /// (0: at `floor`); see [`likely_start`].
+    hint: u64,
 }
 
 impl Window {
+    /// An empty window reading into `buf` (whatever it holds).
+    fn over(buf: Vec<u8>) -> Window {
+        Window {
+            segment: 0,
+            start: 0,
+            buf,
+            len: 0,
+            floor: 0,
+            enabled: false,
+            hint: 0,
+        }
+    }
+
     /// Sets the window up for the walk from `anchor` (sequence, position)
-    /// down to sequence `lo`, none of whose records is before `floor`.
-    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: u64) {
-        self.floor = floor;
+    /// down to sequence `lo`, none of whose records is before the anchor
+    /// `floor` (sequence, position; (0, 0) when there is none).
+    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: (u64, u64)) {
+        self.floor = floor.1;
+        self.hint = likely_start(anchor, lo, floor);
         let records = (anchor.0 + 1).saturating_sub(lo).max(1);
-        let span =
-            position_offset(anchor.1).saturating_sub(self.floor_in(position_segment(anchor.1)));
+        // The span the first read brings: from the hint when there is one
+        // (from the floor, a walk over the few records just below an anchor
+        // looked too sparse for a window and read each record alone).
+        let segment = position_segment(anchor.1);
+        let from = self.floor_in(segment).max(self.hint_in(segment));
+        let span = position_offset(anchor.1).saturating_sub(from);
         self.enabled = span / records <= WINDOW_DENSITY;
     }
 
@@ -340,6 +433,23 @@ impl Window {
     fn floor_in(&self, segment: u64) -> u64 {
         if position_segment(self.floor) == segment {
             position_offset(self.floor)
+        } else {
+            0
+        }
+    }
+
+    /// The hint as an offset in `segment` (0 when there is none or it is in
+    /// another segment); used up by the interval's first read, so a refill
+    /// reaches down to the floor.
+    fn take_hint_in(&mut self, segment: u64) -> u64 {
+        let offset = self.hint_in(segment);
+        self.hint = 0;
+        offset
+    }
+
+    fn hint_in(&self, segment: u64) -> u64 {
+        if self.hint != 0 && position_segment(self.hint) == segment {
+            position_offset(self.hint)
         } else {
             0
         }
@@ -372,6 +482,24 @@ impl Window {
     fn filled(&mut self, got: usize) {
         self.len = got;
     }
+}
+
+/// Where the record of sequence `lo` likely starts, less a little slack:
+/// the walk's first read can start there rather than at the floor anchor,
+/// which is on average half an interval of (mostly other sessions') bytes
+/// further back. Estimated from the average spacing of the session's
+/// records between the two anchors; when the estimate is too high the walk
+/// finds its record outside the window and the window is refilled down to
+/// the floor. 0 (no hint) without a floor anchor in the anchor's segment.
+fn likely_start((a, a_pos): (u64, u64), lo: u64, (f, f_pos): (u64, u64)) -> u64 {
+    /// Records of slack below the estimate (spacing varies a little).
+    const SLACK: u64 = 2;
+    if f == 0 || lo <= f || a <= f || position_segment(f_pos) != position_segment(a_pos) {
+        return 0;
+    }
+    let spacing = a_pos.saturating_sub(f_pos) / (a - f);
+    let behind = (a - lo + SLACK).saturating_mul(spacing);
+    a_pos.saturating_sub(behind).max(f_pos)
 }
 
 /// `EventQuery::matches_fields` on the keys alone, before any JSON is parsed.
@@ -421,6 +549,44 @@ mod tests {
                 .get_events("s1", &EventQuery::new().after(after).limit(100))
                 .unwrap();
             let want: Vec<Event> = all[1]
+                .iter()
+                .skip(after as usize)
+                .take(100)
+                .cloned()
+                .collect();
+            assert_eq!(page, want, "after {after}");
+        }
+    }
+
+    #[test]
+    fn unevenly_spaced_pages_return_exactly_the_range() {
+        // Between two records of s1 lie 0 to 12 records of s0, so a first
+        // read started at the estimated position of a page's first record
+        // sometimes misses it and the window is refilled.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            sync: SyncPolicy::Never,
+            ..LogOptions::default()
+        };
+        let store = LogStore::open_with(dir.path(), opts).unwrap();
+        let mut mine = Vec::new();
+        for i in 0..300usize {
+            let e = Event::new("s1", EventType::MessageSent);
+            mine.push(store.append_event_with_sequence(e).unwrap());
+            for _ in 0..(i * 7 + i / 13) % 13 {
+                let e = Event::new("s0", EventType::MessageSent);
+                store.append_event_with_sequence(e).unwrap();
+            }
+        }
+        store.sync().unwrap();
+        for after in (0..300)
+            .step_by(7)
+            .chain([31, 32, 33, 63, 64, 65, 299, 300])
+        {
+            let page = store
+                .get_events("s1", &EventQuery::new().after(after).limit(100))
+                .unwrap();
+            let want: Vec<Event> = mine
                 .iter()
                 .skip(after as usize)
                 .take(100)

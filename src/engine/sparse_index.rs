@@ -43,13 +43,15 @@ impl SparseIndex {
         self.anchors.get(i).map(|&p| (anchor, p))
     }
 
-    /// The position of the last anchor below `sequence` (`None` when there
-    /// is none): no record of a sequence at or above `sequence` lies before it.
-    pub fn anchor_before(&self, sequence: u64) -> Option<u64> {
+    /// The last anchor below `sequence`, `(anchor_sequence, position)`
+    /// (`None` when there is none): no record of a sequence at or above
+    /// `sequence` lies before it.
+    pub fn anchor_before(&self, sequence: u64) -> Option<(u64, u64)> {
         let below =
             usize::try_from(sequence.saturating_sub(1) / SPARSE_INTERVAL).unwrap_or(usize::MAX);
         let last = self.anchors.len().checked_sub(1)?;
-        Some(self.anchors[below.checked_sub(1)?.min(last)])
+        let i = below.checked_sub(1)?.min(last);
+        Some(((i as u64 + 1) * SPARSE_INTERVAL, self.anchors[i]))
     }
 
     /// Bytes of heap held.
@@ -75,9 +77,9 @@ mod tests {
         assert_eq!(s.anchor_at_or_after(65, 90), None);
         assert_eq!(s.anchor_at_or_after(u64::MAX, u64::MAX), None);
         assert_eq!(s.anchor_before(32), None);
-        assert_eq!(s.anchor_before(33), Some(32_000));
-        assert_eq!(s.anchor_before(64), Some(32_000));
-        assert_eq!(s.anchor_before(65), Some(64_000));
-        assert_eq!(s.anchor_before(u64::MAX), Some(96_000));
+        assert_eq!(s.anchor_before(33), Some((32, 32_000)));
+        assert_eq!(s.anchor_before(64), Some((32, 32_000)));
+        assert_eq!(s.anchor_before(65), Some((64, 64_000)));
+        assert_eq!(s.anchor_before(u64::MAX), Some((96, 96_000)));
     }
 }

@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value};
 
-use super::json;
+use super::{json, json_parse};
 use crate::event::{Event, EventType};
 use crate::time;
 
@@ -126,7 +126,7 @@ impl<'a> Reader<'a> {
     fn json(&mut self, what: &str) -> Result<Map<String, Value>, DecodeError> {
         let len = self.u32(what)?;
         let bytes = self.take(len, what)?;
-        serde_json::from_slice(bytes)
+        json_parse::parse_object(bytes)
             .map_err(|e| DecodeError(format!("{what} is not a JSON object: {e}")))
     }
 }
@@ -172,33 +172,66 @@ fn decode_keys_at<'a>(r: &mut Reader<'a>) -> Result<BodyKeys<'a>, DecodeError> {
     })
 }
 
+/// A body whose keys are decoded and whose JSON is not yet: a reader checks
+/// the keys first (and skips records they rule out) without decoding them twice.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedBody<'a> {
+    /// The decoded keys.
+    pub keys: BodyKeys<'a>,
+    body: &'a [u8],
+    /// Where the JSON fields start in `body`.
+    json_at: usize,
+}
+
+impl KeyedBody<'_> {
+    /// Decodes the rest of the body into an [`Event`] with `sequence_number`
+    /// set to `sequence`.
+    pub fn into_event(self, sequence: u64) -> Result<Event, DecodeError> {
+        let mut r = Reader {
+            buf: self.body,
+            pos: self.json_at,
+        };
+        let data = r.json("data")?;
+        let metadata = r.json("metadata")?;
+        if r.pos != self.body.len() {
+            return Err(DecodeError(format!(
+                "{} unexpected bytes after the last field",
+                self.body.len() - r.pos
+            )));
+        }
+        let keys = self.keys;
+        Ok(Event {
+            id: keys.id.to_string(),
+            session_id: keys.session_id.to_string(),
+            run_id: keys.run_id.map(str::to_string),
+            event_type: keys.event_type,
+            timestamp: time::from_unix_nanos(keys.timestamp_nanos),
+            sequence_number: Some(sequence),
+            data,
+            metadata,
+        })
+    }
+}
+
+/// Decodes the keys of a body, keeping the rest for [`KeyedBody::into_event`].
+pub fn decode_keyed(body: &[u8]) -> Result<KeyedBody<'_>, DecodeError> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let keys = decode_keys_at(&mut r)?;
+    Ok(KeyedBody {
+        keys,
+        body,
+        json_at: r.pos,
+    })
+}
+
 /// Reads the keys (type, timestamp, ids) of a body without touching its JSON.
 pub fn decode_keys(body: &[u8]) -> Result<BodyKeys<'_>, DecodeError> {
-    decode_keys_at(&mut Reader { buf: body, pos: 0 })
+    decode_keyed(body).map(|b| b.keys)
 }
 
 /// Decodes a whole body into an [`Event`] with `sequence_number` set to `sequence`.
 pub fn decode(body: &[u8], sequence: u64) -> Result<Event, DecodeError> {
-    let mut r = Reader { buf: body, pos: 0 };
-    let keys = decode_keys_at(&mut r)?;
-    let data = r.json("data")?;
-    let metadata = r.json("metadata")?;
-    if r.pos != body.len() {
-        return Err(DecodeError(format!(
-            "{} unexpected bytes after the last field",
-            body.len() - r.pos
-        )));
-    }
-    Ok(Event {
-        id: keys.id.to_string(),
-        session_id: keys.session_id.to_string(),
-        run_id: keys.run_id.map(str::to_string),
-        event_type: keys.event_type,
-        timestamp: time::from_unix_nanos(keys.timestamp_nanos),
-        sequence_number: Some(sequence),
-        data,
-        metadata,
-    })
+    decode_keyed(body)?.into_event(sequence)
 }
 
 #[cfg(test)]

@@ -9,5 +9,6 @@
 
 pub mod event_codec;
 mod json;
+mod json_parse;
 pub mod record;
 pub mod segment;
