@@ -324,6 +324,31 @@ pub fn bad_input_is_rejected_and_changes_nothing(h: &Harness) {
     assert_eq!(append(h, event("s", 3, EventType::MessageSent)).sequence_number, Some(2));
 }
 
+/// `data` nested 127 levels deep (the map is level 1) round-trips; one level
+/// more is rejected and changes nothing (it could never be read back).
+pub fn nesting_deeper_than_readers_allow_is_rejected(h: &Harness) {
+    let nested = |levels: usize| {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        event("s", levels as u64, EventType::MessageSent).with_data("deep", v)
+    };
+    let ok = nested(crate::store::MAX_NESTING - 1);
+    assert_eq!(append(h, ok.clone()).data, ok.data);
+    for e in [nested(crate::store::MAX_NESTING), nested(5000)] {
+        let res = h.store.append_event_with_sequence(e.clone());
+        assert!(matches!(res, Err(Error::InvalidArgument(_))), "{:?}", res.map(|e| e.id));
+        let mut meta = event("s", 9, EventType::MessageSent);
+        meta.metadata = e.data.clone();
+        assert!(h.store.append_events(vec![meta]).is_err());
+    }
+    assert_eq!(h.store.get_latest_sequence("s").unwrap(), 1);
+    let page = h.store.get_events("s", &EventQuery::new()).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].data, ok.data);
+}
+
 /// An event whose encoded size is over the limit is rejected; one at the limit's edge is not.
 pub fn oversized_event_is_rejected(h: &Harness) {
     let mut big = event("s", 1, EventType::WorkspaceSnapshotTaken);

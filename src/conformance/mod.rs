@@ -95,6 +95,7 @@ macro_rules! conformance_tests {
             timestamps_outside_the_storable_range_are_rejected,
             bad_input_is_rejected_and_changes_nothing,
             oversized_event_is_rejected,
+            nesting_deeper_than_readers_allow_is_rejected,
             long_poll_returns_at_once_when_events_exist,
             long_poll_times_out_empty,
             long_poll_is_released_only_by_a_matching_append,

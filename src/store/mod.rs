@@ -7,6 +7,7 @@ mod validate;
 mod longpoll;
 
 pub use notify::{SessionNotifier, Watch};
+pub use validate::MAX_NESTING;
 pub(crate) use longpoll::long_poll;
 pub(crate) use validate::{
     DEFAULT_MAX_EVENT_SIZE, check_size, validate_batch, validate_fields, validate_session_id,

@@ -28,9 +28,43 @@ pub fn validate_fields(event: &Event) -> Result<i64> {
             event.session_id
         )));
     }
+    check_nesting(event)?;
     time::to_unix_nanos(event.timestamp).ok_or_else(|| Error::InvalidTimestamp {
         id: event.id.clone(),
     })
+}
+
+/// Arrays and objects inside `data` or `metadata` may nest this deep (the
+/// map itself is level 1): JSON readers, serde_json and ours, refuse to read
+/// deeper text back, so a deeper event could be stored but never read.
+pub const MAX_NESTING: usize = 127;
+
+/// Refuses an event whose `data` or `metadata` nests deeper than [`MAX_NESTING`].
+fn check_nesting(event: &Event) -> Result<()> {
+    for (field, map) in [("data", &event.data), ("metadata", &event.metadata)] {
+        if map.values().any(|v| too_deep(v, MAX_NESTING - 1)) {
+            return Err(Error::invalid(format!(
+                "event {:?}: {field} nests arrays/objects deeper than {MAX_NESTING} levels",
+                event.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `v` holds arrays/objects nested more than `room` deep (looks no
+/// deeper than that, so a hostile value cannot exhaust the stack here).
+fn too_deep(v: &serde_json::Value, room: usize) -> bool {
+    use serde_json::Value;
+    let children: Box<dyn Iterator<Item = &Value>> = match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(o) => Box::new(o.values()),
+        _ => return false,
+    };
+    match room.checked_sub(1) {
+        None => true,
+        Some(left) => children.into_iter().any(|c| too_deep(c, left)),
+    }
 }
 
 /// Checks an encoded size against `max_size`.
