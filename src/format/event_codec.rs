@@ -131,6 +131,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Parses a body's `data` or `metadata` text (a JSON object) exactly as
+/// decoding does: the same map `serde_json::from_slice` gives, or an error
+/// where it gives one (checked against serde_json by a fuzz target).
+///
+/// ```
+/// use sessionlog::format::event_codec::parse_json_object;
+/// let map = parse_json_object(br#"{"n":1,"s":"x"}"#)?;
+/// assert_eq!(map["n"], 1);
+/// assert!(parse_json_object(b"[1]").is_err());
+/// # Ok::<(), sessionlog::format::event_codec::DecodeError>(())
+/// ```
+pub fn parse_json_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    json_parse::parse_object(bytes).map_err(|e| DecodeError(format!("not a JSON object: {e}")))
+}
+
 /// The fields a reader needs to index a record without parsing its JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyKeys<'a> {

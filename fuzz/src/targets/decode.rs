@@ -5,13 +5,14 @@
 //! exactly the bytes the encoder would write for its fields (the format has
 //! one encoding per record).
 
-use sessionlog::format::event_codec::{decode, decode_keys, encode, encoded_len};
+use sessionlog::format::event_codec::{decode, decode_keys, encode, encoded_len, parse_json_object};
 use sessionlog::format::record::{RecordParse, encode_record_into, parse_header, parse_record, record_checksum};
 use sessionlog::format::segment::{decode_segment_header, encode_segment_header};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
     check_body(data);
+    check_json(data);
     check_records(data);
     check_wrapped(data);
     check_segment_header(data);
@@ -30,6 +31,15 @@ fn check_body(data: &[u8]) {
     let again = encode(&event);
     assert_eq!(again.len(), encoded_len(&event), "encoded_len is exact");
     assert_eq!(decode(&again, 1).expect("re-encoded body decodes"), event);
+}
+
+/// `data` as the JSON text of `data`/`metadata`: our parser and serde_json
+/// agree on the value, or both refuse it.
+fn check_json(data: &[u8]) {
+    type Map = serde_json::Map<String, serde_json::Value>;
+    let ours = parse_json_object(data).ok();
+    let theirs = serde_json::from_slice::<Map>(data).ok();
+    assert_eq!(ours, theirs, "JSON parser differs from serde_json on {:?}", String::from_utf8_lossy(data));
 }
 
 /// `data` as a run of records, read the way a segment scan reads them.
