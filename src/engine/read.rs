@@ -544,16 +544,22 @@ mod tests {
     fn windowed_pages_return_exactly_the_range() {
         let dir = tempfile::tempdir().unwrap();
         let (store, all) = two_sessions(dir.path(), 200);
-        for after in [0, 1, 5, 31, 32, 33, 63, 64, 100, 150, 199, 200] {
+        let afters = [0, 1, 5, 31, 32, 33, 63, 64, 100, 150, 199, 200];
+        check_pages(&store, "s1", &all[1], afters);
+    }
+
+    /// Each `after: k, limit: 100` page of `session` is exactly `all[k..k+100]`.
+    fn check_pages(
+        store: &LogStore,
+        session: &str,
+        all: &[Event],
+        afters: impl IntoIterator<Item = u64>,
+    ) {
+        for after in afters {
             let page = store
-                .get_events("s1", &EventQuery::new().after(after).limit(100))
+                .get_events(session, &EventQuery::new().after(after).limit(100))
                 .unwrap();
-            let want: Vec<Event> = all[1]
-                .iter()
-                .skip(after as usize)
-                .take(100)
-                .cloned()
-                .collect();
+            let want: Vec<Event> = all.iter().skip(after as usize).take(100).cloned().collect();
             assert_eq!(page, want, "after {after}");
         }
     }
@@ -579,21 +585,8 @@ mod tests {
             }
         }
         store.sync().unwrap();
-        for after in (0..300)
-            .step_by(7)
-            .chain([31, 32, 33, 63, 64, 65, 299, 300])
-        {
-            let page = store
-                .get_events("s1", &EventQuery::new().after(after).limit(100))
-                .unwrap();
-            let want: Vec<Event> = mine
-                .iter()
-                .skip(after as usize)
-                .take(100)
-                .cloned()
-                .collect();
-            assert_eq!(page, want, "after {after}");
-        }
+        let afters = (0..300).step_by(7).chain([31, 32, 33, 63, 64, 65, 299, 300]);
+        check_pages(&store, "s1", &mine, afters);
     }
 
     #[test]

@@ -170,6 +170,8 @@ fn str_len(s: &str) -> usize {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    use crate::format::arbitrary_json::value;
     use serde_json::json;
 
     fn same_as_serde_json(map: &Map<String, Value>) {
@@ -213,25 +215,6 @@ mod tests {
             "nested": {"a": [1, [2, {"b": "c\n"}]]},
         });
         same_as_serde_json(map.as_object().unwrap());
-    }
-
-    fn value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-            any::<String>().prop_map(Value::from),
-            "[ -~\\x00-\\x1f\"\\\\]{0,40}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(3, 32, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-                prop::collection::btree_map(any::<String>(), inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {

@@ -320,6 +320,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    use crate::format::arbitrary_json::value;
+
     /// Both parsers agree on `text`: the same map, or both refuse it.
     fn agrees(text: &[u8]) -> Result<(), TestCaseError> {
         let ours = parse_object(text);
@@ -447,34 +449,6 @@ mod tests {
         }
         let deepest_ok = format!("{{\"a\":{}{}}}", "[".repeat(126), "]".repeat(126));
         assert!(parse_object(deepest_ok.as_bytes()).is_ok());
-    }
-
-    fn value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            prop_oneof![
-                Just(u64::MAX),
-                Just(i64::MAX as u64),
-                Just(i64::MAX as u64 + 1)
-            ]
-            .prop_map(Value::from),
-            prop_oneof![Just(i64::MIN), Just(-1i64), Just(0i64)].prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            any::<String>().prop_map(Value::from),
-            "[ -~\\x00-\\x1f\"\\\\é🚀\u{2028}]{0,40}".prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-                prop::collection::btree_map(any::<String>(), inner, 0..6)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     fn object() -> impl Strategy<Value = Map<String, Value>> {

@@ -7,6 +7,8 @@
 //! - [`record`]: the record header (length, checksum, sequence, batch flag);
 //! - [`event_codec`]: the event body a record carries.
 
+#[cfg(test)]
+mod arbitrary_json;
 pub mod event_codec;
 mod json;
 mod json_parse;
