@@ -99,3 +99,36 @@ fn zeros_in_a_sealed_segment_are_damage() {
     let report = inspect::verify(copy.path()).unwrap();
     assert!(!report.is_openable(), "{:?}", report.problems);
 }
+
+#[test]
+fn a_version_1_log_is_read_and_its_segment_continued_without_zeros() {
+    use sessionlog::format::segment::{FORMAT_VERSION, encode_segment_header_of_version};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_small(dir.path(), 16 << 10);
+    let mut expected = Expected::default();
+    for i in 0..10u64 {
+        expected.add(&store.append_event_with_sequence(ev("a", i, 40)).unwrap());
+    }
+    store.close().unwrap();
+    // Versions 1 and 2 lay out the same bytes: restating the header makes
+    // this the log a version 1 writer would have left.
+    let first = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[..32].copy_from_slice(&encode_segment_header_of_version(1, 1));
+    std::fs::write(&first, &bytes).unwrap();
+    assert_eq!(inspect::format_version(dir.path()).unwrap(), Some(1));
+
+    let store = open_small(dir.path(), 16 << 10);
+    expected.check(&store);
+    expected.add(&store.append_event_with_sequence(ev("a", 10, 40)).unwrap());
+    assert!(!ends_in_zeros(&first), "a version 1 segment gets no zeros");
+    for i in 11..300u64 {
+        expected.add(&store.append_event_with_sequence(ev("a", i, 40)).unwrap());
+    }
+    let newest = segments(dir.path()).pop().unwrap();
+    assert_ne!(newest, first, "the log rolled over");
+    assert!(ends_in_zeros(&newest), "a new segment is version {FORMAT_VERSION}, preallocated");
+    store.close().unwrap();
+    assert!(inspect::verify(dir.path()).unwrap().problems.is_empty());
+    expected.check(&LogStore::open(dir.path()).unwrap());
+}

@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
 use crate::format::segment::{
-    FORMAT_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header,
+    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, decode_segment_version,
     parse_segment_file_name, segment_file_name,
 };
 
@@ -122,12 +122,12 @@ impl<'p> Tracker<'p> {
     }
 }
 
-/// The format version a segment header states: the version this build
-/// reads for a valid header, the stated one for a well-formed header of
-/// another version, `None` for a damaged or incomplete header.
+/// The format version a segment header states (one this build reads, or
+/// another for a well-formed header of an unknown version), `None` for a
+/// damaged or incomplete header.
 fn header_version(bytes: &[u8]) -> Option<u32> {
-    match decode_segment_header(bytes) {
-        Ok(_) => Some(FORMAT_VERSION),
+    match decode_segment_version(bytes) {
+        Ok(v) => Some(v),
         Err(SegmentHeaderError::UnsupportedVersion(v)) => Some(v),
         Err(SegmentHeaderError::Short(_) | SegmentHeaderError::Damaged(_)) => None,
     }
@@ -147,7 +147,9 @@ fn segment_numbers(io: &Io, dir: &Path) -> Result<Vec<u64>> {
 /// The format version of the log in `dir`: the one stated by the header of
 /// the first segment file (in number order) whose header is readable, or
 /// `None` when there is no segment file or no readable header. A version
-/// other than [`FORMAT_VERSION`] means this build cannot read the log.
+/// outside [`OLDEST_READABLE_VERSION`](crate::format::segment::OLDEST_READABLE_VERSION)
+/// ..= [`FORMAT_VERSION`](crate::format::segment::FORMAT_VERSION) means this
+/// build cannot read the log.
 /// Reads only the segment headers; modifies nothing.
 pub fn format_version(dir: impl AsRef<Path>) -> Result<Option<u32>> {
     let (dir, io) = (dir.as_ref(), Io::default());

@@ -21,7 +21,10 @@ use crate::error::{Error, Result};
 use crate::format::record::{
     RECORD_HEADER_LEN, RecordParse, parse_header, parse_record, position_offset, position_segment,
 };
-use crate::format::segment::{SEGMENT_HEADER_LEN, encode_segment_header, segment_file_name};
+use crate::format::segment::{
+    FORMAT_VERSION, PREALLOCATING_VERSION, SEGMENT_HEADER_LEN, decode_segment_version,
+    encode_segment_header, segment_file_name,
+};
 
 /// How much a positioned read of a record asks for at once: most records
 /// fit, so one `pread` usually brings header and body together.
@@ -247,13 +250,17 @@ pub(crate) struct SegmentWriter {
     len: u64,
     /// Segments are not preallocated past this size.
     segment_size: u64,
-    /// How far ahead to preallocate: [`PREALLOCATE`], or 0 for not at all.
+    /// Whether the sync policy wants preallocation (`SyncPolicy::Always`).
+    preallocate: bool,
+    /// How far ahead to preallocate in `active`: [`PREALLOCATE`], or 0 (not
+    /// wanted, or `active` is of a format version before preallocation).
     ahead: u64,
 }
 
 impl SegmentWriter {
     /// A writer appending to `active` at `end`, keeping zeros preallocated
-    /// ahead of its records when `preallocate`.
+    /// ahead of its records when `preallocate` and `active`'s format version
+    /// allows it (a version 1 segment is continued without: format §7).
     pub fn new(
         io: Io,
         dir: PathBuf,
@@ -261,7 +268,16 @@ impl SegmentWriter {
         end: u64,
         (segment_size, preallocate): (u64, bool),
     ) -> Result<SegmentWriter> {
-        let len = io.file_len(active.open_file()?, &active.path)?;
+        let file = active.open_file()?;
+        let len = io.file_len(file, &active.path)?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN];
+        let got = io.read_at(file, &active.path, &mut header, 0)?;
+        let version = decode_segment_version(&header[..got]).unwrap_or(FORMAT_VERSION);
+        let ahead = if preallocate && version >= PREALLOCATING_VERSION {
+            PREALLOCATE
+        } else {
+            0
+        };
         Ok(SegmentWriter {
             io,
             dir,
@@ -270,7 +286,8 @@ impl SegmentWriter {
             end,
             len: len.max(end),
             segment_size,
-            ahead: if preallocate { PREALLOCATE } else { 0 },
+            preallocate,
+            ahead,
         })
     }
 
@@ -337,6 +354,8 @@ impl SegmentWriter {
         self.unsynced = true;
         self.end = SEGMENT_HEADER_LEN as u64;
         self.len = self.end;
+        // A new segment is of the version this code writes.
+        self.ahead = if self.preallocate { PREALLOCATE } else { 0 };
         Ok(())
     }
 

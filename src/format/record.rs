@@ -1,4 +1,4 @@
-//! Log records: a 32-byte header followed by an event body (format v1).
+//! Log records: a 32-byte header followed by an event body (format v1 and v2: the same layout).
 //!
 //! Record layout, little-endian:
 //!
@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 /// Bytes of a record header.
 pub const RECORD_HEADER_LEN: usize = 32;
-/// The `kind` of an event record (the only kind of format v1).
+/// The `kind` of an event record (the only kind in format v1 and v2).
 pub const KIND_EVENT: u8 = 1;
 /// Flag: the next record belongs to the same batch.
 pub const FLAG_BATCH_CONTINUES: u8 = 0b0000_0001;

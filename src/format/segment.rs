@@ -1,4 +1,4 @@
-//! Segment files: their names and their 32-byte header (format v1).
+//! Segment files: their names and their 32-byte header (format v2; v1 is read too).
 //!
 //! A log directory holds segment files named by their segment number, 20
 //! decimal digits with leading zeros and the extension `.seg`
@@ -9,7 +9,7 @@
 //! | offset | size | field                                   |
 //! |--------|------|-----------------------------------------|
 //! | 0      | 8    | magic `SLOGSEG\0`                       |
-//! | 8      | 4    | format version, u32 = 1                 |
+//! | 8      | 4    | format version, u32 = 2 (1 is read too) |
 //! | 12     | 4    | header length, u32 = 32                 |
 //! | 16     | 8    | segment number, u64 (equals the file name's) |
 //! | 24     | 4    | reserved, zero                          |
@@ -19,8 +19,14 @@
 
 /// The first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SLOGSEG\0";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code reads. Version 1 has the same bytes;
+/// its writers just never preallocate (format §5, §7).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
+/// The first version whose writers keep preallocated zeros after the
+/// newest segment's records; a writer continuing an older segment does not.
+pub const PREALLOCATING_VERSION: u32 = 2;
 /// Bytes of the segment header; the first record starts here.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// The extension of segment file names.
@@ -50,7 +56,7 @@ impl std::fmt::Display for SegmentHeaderError {
             SegmentHeaderError::UnsupportedVersion(v) => {
                 write!(
                     f,
-                    "segment format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                    "segment format version {v} is not supported (this build reads {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"
                 )
             }
         }
@@ -71,11 +77,17 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok().filter(|&n| n > 0)
 }
 
-/// The header of segment `number`.
+/// The header of segment `number`, of the version this code writes.
 pub fn encode_segment_header(number: u64) -> [u8; SEGMENT_HEADER_LEN] {
+    encode_segment_header_of_version(number, FORMAT_VERSION)
+}
+
+/// The header of segment `number` stating format version `version` (for
+/// tools and tests that need an older or unknown version's header).
+pub fn encode_segment_header_of_version(number: u64, version: u32) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&(SEGMENT_HEADER_LEN as u32).to_le_bytes());
     h[16..24].copy_from_slice(&number.to_le_bytes());
     let crc = crc32fast::hash(&h[0..28]);
@@ -104,7 +116,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, SegmentHeaderError> {
         ));
     }
     let version = le_u32(&h[8..12]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(SegmentHeaderError::UnsupportedVersion(version));
     }
     if le_u32(&h[12..16]) as usize != SEGMENT_HEADER_LEN || le_u32(&h[24..28]) != 0 {
@@ -115,6 +127,12 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<u64, SegmentHeaderError> {
     let mut n = [0u8; 8];
     n.copy_from_slice(&h[16..24]);
     Ok(u64::from_le_bytes(n))
+}
+
+/// Checks a segment header like [`decode_segment_header`] and returns the
+/// format version it states (one this code reads).
+pub fn decode_segment_version(bytes: &[u8]) -> Result<u32, SegmentHeaderError> {
+    decode_segment_header(bytes).map(|_| le_u32(&bytes[8..12]))
 }
 
 #[cfg(test)]
@@ -134,6 +152,31 @@ mod tests {
             decode_segment_header(&h[..5]),
             Err(SegmentHeaderError::Short(5))
         );
+    }
+
+    /// The header of format/README.md's example, byte for byte.
+    #[test]
+    fn header_matches_the_specs_example() {
+        let spec = [
+            0x53, 0x4c, 0x4f, 0x47, 0x53, 0x45, 0x47, 0x00, 0x02, 0x00, 0x00, 0x00, 0x20, 0x00,
+            0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0xa2, 0x84, 0x2c, 0xbf,
+        ];
+        assert_eq!(encode_segment_header(1), spec);
+    }
+
+    #[test]
+    fn every_readable_version_decodes_and_others_are_unsupported() {
+        for v in OLDEST_READABLE_VERSION..=FORMAT_VERSION {
+            let h = encode_segment_header_of_version(7, v);
+            assert_eq!(decode_segment_header(&h), Ok(7));
+            assert_eq!(decode_segment_version(&h), Ok(v));
+        }
+        assert_eq!(decode_segment_version(&encode_segment_header(7)), Ok(FORMAT_VERSION));
+        for v in [0, FORMAT_VERSION + 1] {
+            let h = encode_segment_header_of_version(7, v);
+            assert_eq!(decode_segment_header(&h), Err(SegmentHeaderError::UnsupportedVersion(v)));
+        }
     }
 
     #[test]

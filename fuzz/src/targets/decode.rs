@@ -7,7 +7,7 @@
 
 use sessionlog::format::event_codec::{decode, decode_keys, encode, encoded_len, parse_json_object};
 use sessionlog::format::record::{RecordParse, encode_record_into, parse_header, parse_record, record_checksum};
-use sessionlog::format::segment::{decode_segment_header, encode_segment_header};
+use sessionlog::format::segment::{decode_segment_header, decode_segment_version, encode_segment_header_of_version};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
@@ -79,6 +79,7 @@ fn check_wrapped(data: &[u8]) {
 /// `data` as the start of a segment file.
 fn check_segment_header(data: &[u8]) {
     if let Ok(number) = decode_segment_header(data) {
-        assert_eq!(&data[..32], &encode_segment_header(number), "one encoding per header");
+        let version = decode_segment_version(data).expect("a header that decodes states its version");
+        assert_eq!(&data[..32], &encode_segment_header_of_version(number, version), "one encoding per header");
     }
 }
