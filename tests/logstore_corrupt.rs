@@ -7,20 +7,15 @@ mod logstore_util;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use logstore_util::{Expected, all, copy_dir, ev, segments};
+use logstore_util::{Expected, all, copy_dir, ev, open_small_buffered, segments};
 use sessionlog::engine::inspect;
-use sessionlog::{Error, LogOptions, LogStore, SessionStore, SyncPolicy};
+use sessionlog::{Error, LogStore, SessionStore};
 
 const SESSIONS: [&str; 3] = ["a", "b", "c"];
 
 /// A log over several small segments; returns what it holds.
 fn build(dir: &Path) -> Expected {
-    let opts = LogOptions {
-        sync: SyncPolicy::Never,
-        segment_size: 4096,
-        ..LogOptions::default()
-    };
-    let store = LogStore::open_with(dir, opts).unwrap();
+    let store = open_small_buffered(dir, 4096);
     let mut expected = Expected::default();
     for n in 0..120u64 {
         let s = SESSIONS[(n % 3) as usize];

@@ -5,17 +5,12 @@ mod logstore_util;
 
 use std::path::Path;
 
-use logstore_util::{Expected, all, ev, segments};
+use logstore_util::{Expected, all, ev, open_small_buffered, segments};
 use sessionlog::engine::inspect;
 use sessionlog::{Error, LogOptions, LogStore, RecoveryMode, SessionStore, SyncPolicy};
 
 fn build(dir: &Path) -> Expected {
-    let opts = LogOptions {
-        sync: SyncPolicy::Never,
-        segment_size: 4096,
-        ..LogOptions::default()
-    };
-    let store = LogStore::open_with(dir, opts).unwrap();
+    let store = open_small_buffered(dir, 4096);
     let mut expected = Expected::default();
     for n in 0..90u64 {
         let s = ["a", "b", "c"][(n % 3) as usize];

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStore};
+use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStore, SyncPolicy};
 
 /// An event of `session` with a readable id and a payload of about `pad` bytes.
 pub fn ev(session: &str, n: u64, pad: usize) -> Event {
@@ -89,14 +89,21 @@ impl Expected {
     }
 }
 
-/// Opens a writer with small segments and the given options tweak.
+/// Opens a writer with small segments (durable appends, the default).
 pub fn open_small(dir: &Path, segment_size: u64) -> LogStore {
-    LogStore::open_with(
-        dir,
-        LogOptions {
-            segment_size,
-            ..LogOptions::default()
-        },
-    )
-    .expect("open")
+    open_small_with(dir, segment_size, SyncPolicy::Always)
+}
+
+/// Opens a writer with small segments and buffered appends (`Never`).
+pub fn open_small_buffered(dir: &Path, segment_size: u64) -> LogStore {
+    open_small_with(dir, segment_size, SyncPolicy::Never)
+}
+
+fn open_small_with(dir: &Path, segment_size: u64, sync: SyncPolicy) -> LogStore {
+    let opts = LogOptions {
+        sync,
+        segment_size,
+        ..LogOptions::default()
+    };
+    LogStore::open_with(dir, opts).expect("open")
 }

@@ -4,17 +4,20 @@ use std::fs;
 
 use crate::support::*;
 
+/// Every command that takes a log directory.
+const DIRECTORY_COMMANDS: [&[&str]; 5] = [
+    &["stats"],
+    &["verify"],
+    &["dump"],
+    &["tail", "--session", "s"],
+    &["recover"],
+];
+
 #[test]
 fn a_missing_directory_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nope");
-    for cmd in [
-        &["stats"][..],
-        &["verify"],
-        &["dump"],
-        &["tail", "--session", "s"],
-        &["recover"],
-    ] {
+    for cmd in DIRECTORY_COMMANDS {
         let o = run_in(&missing, cmd);
         assert_fails(&o, 2, &["no such directory", "nope"]);
     }
@@ -30,13 +33,7 @@ fn a_directory_without_a_log_is_refused() {
     let other = tmp.path().join("other");
     fs::create_dir(&other).unwrap();
     fs::write(other.join("notes.txt"), "hello").unwrap();
-    for cmd in [
-        &["stats"][..],
-        &["verify"],
-        &["dump"],
-        &["tail", "--session", "s"],
-        &["recover"],
-    ] {
+    for cmd in DIRECTORY_COMMANDS {
         let o = run_in(&other, cmd);
         assert_fails(&o, 2, &["not a sessionlog log directory"]);
     }
