@@ -94,3 +94,16 @@ pub fn sequential_bandwidth(dir: &Path, total: u64) -> f64 {
     let _ = std::fs::remove_file(&path);
     rate
 }
+
+/// Makes every file under `dir` durable (`fsync`), so no writeback of a
+/// just-built log runs under the measurements that follow it.
+pub fn settle(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            settle(&path);
+        } else if let Ok(file) = File::open(&path) {
+            file.sync_all().expect("fsync");
+        }
+    }
+}

@@ -34,6 +34,11 @@ impl Log {
         self.0.clone()
     }
 
+    /// Writes and syncs everything appended so far.
+    pub fn sync(&self) {
+        self.0.sync().expect("sync LogStore");
+    }
+
     /// Closes it cleanly (every thread sharing it has finished).
     pub fn close(self) {
         let store = Arc::try_unwrap(self.0).unwrap_or_else(|_| panic!("store still shared"));
