@@ -90,7 +90,7 @@ impl Core {
         if let Some(prev) = self.segments.get(cursor.segment)
             && prev.file().is_some()
         {
-            self.segments.insert(Arc::new(prev.to_sealed(&self.io)?));
+            self.segments.insert_just_sealed(prev.to_sealed(&self.io)?);
         }
         self.segments
             .insert(Arc::new(SegmentFile::open(number, path, file)));
