@@ -55,6 +55,7 @@ mod lock;
 mod mmap;
 mod options;
 mod pending;
+mod populate;
 mod read;
 mod readonly;
 mod recovery;

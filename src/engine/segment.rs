@@ -17,6 +17,7 @@ use memmap2::Mmap;
 use parking_lot::RwLock;
 
 use super::io::Io;
+use super::populate::Populator;
 use crate::error::{Error, Result};
 use crate::format::record::{
     RECORD_HEADER_LEN, RecordParse, parse_header, parse_record, position_offset, position_segment,
@@ -92,6 +93,15 @@ impl SegmentFile {
         }
     }
 
+    /// Has the kernel map every page of this sealed segment now
+    /// (`MADV_POPULATE_READ`; a hint, so a failure is ignored).
+    pub fn populate(&self) {
+        #[cfg(target_os = "linux")]
+        if let Backing::Mapped(map) = &self.backing {
+            let _ = map.advise(memmap2::Advice::PopulateRead);
+        }
+    }
+
     /// The open file, or an error saying this segment is sealed.
     fn open_file(&self) -> Result<&File> {
         self.file().ok_or_else(|| {
@@ -124,6 +134,7 @@ pub(crate) struct SegmentSet {
     io: Io,
     dir: PathBuf,
     files: RwLock<BTreeMap<u64, Arc<SegmentFile>>>,
+    populator: Populator,
 }
 
 impl SegmentSet {
@@ -132,6 +143,7 @@ impl SegmentSet {
             io,
             dir: dir.to_path_buf(),
             files: RwLock::new(BTreeMap::new()),
+            populator: Populator::default(),
         }
     }
 
@@ -145,16 +157,15 @@ impl SegmentSet {
         self.files.write().insert(segment.number, segment);
     }
 
-    /// The segment numbered `number`.
-    /// Adds `segment`, which this process just sealed, and has the kernel
-    /// map all its pages from a short-lived thread (see
-    /// [`populate_in_background`]).
+    /// Adds `segment`, which this process just sealed, and has its pages
+    /// mapped in the background (see [`Populator`]).
     pub fn insert_just_sealed(&self, segment: SegmentFile) {
         let segment = Arc::new(segment);
-        populate_in_background(&segment);
+        self.populator.populate(Arc::clone(&segment));
         self.insert(segment);
     }
 
+    /// The segment numbered `number`.
     pub fn get(&self, number: u64) -> Option<Arc<SegmentFile>> {
         self.files.read().get(&number).cloned()
     }
@@ -219,34 +230,6 @@ impl SegmentSet {
             Error::corrupt(&seg.path, off as u64, why)
         })
     }
-}
-
-/// Asks the kernel, from a short-lived thread, to map every page of a
-/// sealed segment now (`MADV_POPULATE_READ`), off the path of whoever
-/// sealed it.
-///
-/// A segment sealed while the log runs was written through its file, not
-/// its map, so without this each first read of one of its pages takes a
-/// page fault (on a freshly built 10M-event log, first-touch pages had a
-/// p99 of 2-3 ms; populated, 159 µs). Populating takes ~5 ms for a cached
-/// 64 MiB segment and ~55 ms for one that is not, which is why it is not
-/// done under the writer's lock. Only a hint: if the kernel (before 5.14)
-/// or the thread refuses, reads fault as before.
-fn populate_in_background(segment: &Arc<SegmentFile>) {
-    #[cfg(target_os = "linux")]
-    if segment.mapped().is_some() {
-        let segment = Arc::clone(segment);
-        let populate = move || {
-            if let Backing::Mapped(map) = &segment.backing {
-                let _ = map.advise(memmap2::Advice::PopulateRead);
-            }
-        };
-        let _ = std::thread::Builder::new()
-            .name("sessionlog-populate".into())
-            .spawn(populate);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = segment;
 }
 
 /// Verifies the record at the start of `bytes` (found at `offset` of `path`);
