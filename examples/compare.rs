@@ -200,19 +200,21 @@ fn append_latencies(store: &dyn SessionStore, session: &str, body: usize, max: u
 }
 
 /// [`append_latencies`], appending the events of `made` first. Also returns
-/// the events made but not appended, for the caller to drop after timing.
+/// the last chunk's events, for the caller to drop after timing: those the
+/// store returned (appended) and those made but not appended. Dropping an
+/// event is the client's work, as making it is, so neither is on the clock.
 fn append_from(
     store: &dyn SessionStore,
     mut made: Vec<Event>,
     (session, body): (&str, usize),
     max: usize,
     budget: Duration,
-) -> (Vec<Duration>, std::vec::IntoIter<Event>) {
+) -> (Vec<Duration>, Vec<Option<Event>>) {
     let template = event_of_size(session, EventType::MessageSent, body);
     let mut lat = Vec::new();
     let mut spent = Duration::ZERO;
     let mut chunk_len = 64;
-    let mut rest = Vec::new().into_iter();
+    let mut slots: Vec<Option<Event>> = Vec::new();
     while lat.len() < max && spent < budget {
         let chunk = if made.is_empty() {
             chunk_len = (chunk_len * 2).min((1 << 20) / body).max(1);
@@ -220,19 +222,23 @@ fn append_from(
         } else {
             std::mem::take(&mut made)
         };
-        rest = chunk.into_iter();
+        // The previous chunk is dropped here, between timed parts.
+        slots = chunk.into_iter().map(Some).collect();
+        lat.reserve(slots.len());
         let start = Instant::now();
-        for e in rest.by_ref() {
+        for slot in slots.iter_mut() {
+            let event = slot.take().expect("a made event");
             let t = Instant::now();
-            store.append_event_with_sequence(e).expect("append");
+            let stored = store.append_event_with_sequence(event).expect("append");
             lat.push(t.elapsed());
+            *slot = Some(stored);
             if lat.len() == max || start.elapsed() + spent >= budget {
                 break;
             }
         }
         spent += start.elapsed();
     }
-    (lat, rest)
+    (lat, slots)
 }
 
 /// `n` copies of `template`, each with its own id.
@@ -249,7 +255,8 @@ const PREMADE_BYTES: usize = 1 << 30;
 /// its events before the clock starts, as many as a thread of 64 could
 /// append at 4,000/s (within [`PREMADE_BYTES`]; more are made in chunks
 /// if it runs out): with 64 threads sharing two cores, events made while
-/// the clock runs would take the store's share of the cores.
+/// the clock runs would take the store's share of the cores. For the same
+/// reason the events the store returns are dropped only after the clock stops.
 fn append_threads(store: Arc<dyn SessionStore>, threads: usize, body: usize, budget: Duration) -> Stats {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let premade = ((budget.as_secs_f64() * 4000.0) as usize).min(PREMADE_BYTES / threads / (body + 256)).max(1);
@@ -268,8 +275,8 @@ fn append_threads(store: Arc<dyn SessionStore>, threads: usize, body: usize, bud
     let start = Instant::now();
     let done: Vec<_> = handles.into_iter().map(|h| h.join().expect("appender")).collect();
     let elapsed = start.elapsed();
-    // Unused events are dropped here, off the clock.
-    Stats::from_latencies(done.into_iter().flat_map(|(lat, _unused)| lat).collect(), elapsed)
+    // Appended and unused events are dropped here, off the clock.
+    Stats::from_latencies(done.into_iter().flat_map(|(lat, _events)| lat).collect(), elapsed)
 }
 
 /// Rounds each timed comparison is cut into: the systems take turns, so a
