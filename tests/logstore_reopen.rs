@@ -281,6 +281,32 @@ fn read_only_follower_sees_the_writer_and_changes_nothing() {
 }
 
 #[test]
+fn read_only_follower_reads_past_its_window_and_the_writers_zeros() {
+    // A refresh reads the live segment a window at a time (4 KiB first,
+    // growing): records longer than a window, a batch longer than the largest
+    // window, and runs of records over many windows all arrive whole, while
+    // the writer's preallocated zeros lie after them.
+    let dir = tempfile::tempdir().unwrap();
+    let writer = LogStore::open(dir.path()).unwrap();
+    let reader = LogStore::open_read_only(dir.path()).unwrap();
+    let mut expected = vec![writer.append_event_with_sequence(ev("s", 0, 10)).unwrap()];
+    assert_eq!(all(&reader, "s"), expected);
+    // Nothing new: the same answer, again and again.
+    for _ in 0..3 {
+        assert_eq!(all(&reader, "s"), expected);
+    }
+    expected.push(writer.append_event_with_sequence(ev("s", 1, 100_000)).unwrap());
+    assert_eq!(all(&reader, "s"), expected);
+    let batch: Vec<Event> = (0..300).map(|i| ev("s", 10 + i, 4096)).collect();
+    expected.extend(writer.append_events(batch).unwrap());
+    for i in 0..2000 {
+        expected.push(writer.append_event_with_sequence(ev("s", 1000 + i, 200)).unwrap());
+    }
+    assert_eq!(all(&reader, "s"), expected);
+    assert_eq!(reader.get_latest_sequence("s").unwrap(), expected.len() as u64);
+}
+
+#[test]
 fn read_only_open_ignores_a_torn_tail_without_touching_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();

@@ -251,6 +251,16 @@ impl Io {
         Ok(buf)
     }
 
+    /// Reads at most `max` bytes at `offset` (fewer at the end of the file).
+    pub fn read_window(&self, file: &File, path: &Path, offset: u64, max: usize) -> Result<Vec<u8>> {
+        let len = self.file_len(file, path)?;
+        let want = len.saturating_sub(offset).min(max as u64) as usize;
+        let mut buf = vec![0u8; want];
+        let got = self.read_at(file, path, &mut buf, offset)?;
+        buf.truncate(got);
+        Ok(buf)
+    }
+
     /// The file's current length.
     pub fn file_len(&self, file: &File, path: &Path) -> Result<u64> {
         file.metadata()

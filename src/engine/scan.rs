@@ -45,6 +45,10 @@ pub(crate) struct ScanEnd {
     /// preallocated in the newest segment, not damage (format §5). Anywhere
     /// else the caller reports `damage`.
     pub preallocated: bool,
+    /// Whether the bytes ended inside a record or an open batch: more bytes
+    /// from `valid_end` on may complete it (a reader that read only part of
+    /// a file reads further).
+    pub cut_short: bool,
 }
 
 /// Whether `rest`, the bytes after the last complete batch, is preallocated
@@ -90,6 +94,7 @@ pub(crate) fn scan_batches<'a>(
             Ok(f) => f,
             Err(why) => {
                 let preallocated = batch.is_empty() && is_preallocated(&bytes[at..]);
+                let cut_short = why.is_none() && !preallocated;
                 let reason = match why {
                     _ if preallocated => "zero-filled (preallocated) space after the last record".into(),
                     Some(why) => why,
@@ -100,6 +105,7 @@ pub(crate) fn scan_batches<'a>(
                     valid_end,
                     damage,
                     preallocated,
+                    cut_short,
                 });
             }
         };
@@ -121,6 +127,7 @@ pub(crate) fn scan_batches<'a>(
         valid_end,
         damage: None,
         preallocated: false,
+        cut_short: !batch.is_empty(),
     })
 }
 
@@ -245,10 +252,19 @@ impl<'s> Indexer<'s> {
     }
 }
 
+/// Below this many entries [`sort_by_hash`] sorts in place.
+const SMALL_SORT: usize = 4096;
+
 /// `entries` ordered by the top 16 bits of their hash (one counting-sort
 /// pass: enough for the index's home slots to ascend nearly everywhere).
-fn sort_by_hash(entries: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+fn sort_by_hash(mut entries: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     let bucket = |h: u64| (h >> 48) as usize;
+    if entries.len() < SMALL_SORT {
+        // A follower's refresh finds a few records: a 512 KiB table of
+        // bucket starts per refresh would cost more than the sort.
+        entries.sort_unstable_by_key(|&(h, _)| bucket(h));
+        return entries;
+    }
     let mut starts = vec![0usize; (1 << 16) + 1];
     for &(h, _) in &entries {
         starts[bucket(h) + 1] += 1;
