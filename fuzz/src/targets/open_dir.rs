@@ -54,6 +54,7 @@ fn arbitrary_files(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
         std::fs::write(dir.join(segment_file_name(number)), &bytes).expect("write segment");
     }
     let carried = valid_records(dir);
+    follow_read_only(dir, &carried);
     let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
         return;
     };
@@ -67,6 +68,27 @@ fn arbitrary_files(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
         }
     }
     let _ = store.close();
+}
+
+/// A read-only follower of the same files (its queries refresh, reading
+/// past where its open stopped) returns only events that `carried` holds,
+/// each session as sequences 1..=n; an error is a fine answer too.
+fn follow_read_only(dir: &Path, carried: &[Event]) {
+    let Ok(reader) = LogStore::open_read_only(dir) else {
+        return;
+    };
+    for session in sessions_of(carried) {
+        let Ok(events) = reader.get_events(&session, &EventQuery::new()) else {
+            return;
+        };
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.sequence_number, Some(i as u64 + 1), "a follower's sequences have a gap");
+            assert!(
+                carried.iter().any(|c| same(c, event, false)),
+                "a read-only follower returned an event no checksum-valid record carries: {event:?}"
+            );
+        }
+    }
 }
 
 /// Every event carried by a checksum-valid, decodable record at any offset of
