@@ -5,12 +5,24 @@ mod logstore_util;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use logstore_util::ev;
 use sessionlog::{Error, LogStore, SessionStore};
 
 const CHILD_ENV: &str = "SESSIONLOG_LOCK_CHILD_DIR";
+
+/// Held by each test here for its whole run. Starting a child process
+/// copies every open file of this process into the child until the child
+/// `exec`s, and a copy of a store's `LOCK` keeps its `flock`: a test that
+/// reopens a directory just after dropping its store would then find it
+/// locked (seen once under load, while the child test was starting its
+/// process). So these tests do not overlap.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Not a test on its own: the body of the child process the lock test starts
 /// (this test binary, re-run with `CHILD_ENV` set). Prints what `open` did.
@@ -51,6 +63,7 @@ fn open_in_child(dir: &Path) -> String {
 
 #[test]
 fn a_second_open_in_this_process_fails_until_the_first_is_released() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let first = LogStore::open(dir.path()).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
@@ -69,6 +82,7 @@ fn a_second_open_in_this_process_fails_until_the_first_is_released() {
 
 #[test]
 fn a_shared_store_is_released_when_its_last_clone_drops() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LogStore::open(dir.path()).unwrap());
     let clone: Arc<dyn SessionStore> = store.clone();
@@ -85,6 +99,7 @@ fn a_shared_store_is_released_when_its_last_clone_drops() {
 
 #[test]
 fn another_process_cannot_open_while_this_one_holds_the_directory() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path()).unwrap();
     assert_eq!(open_in_child(dir.path()), "LOCKED");
