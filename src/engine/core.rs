@@ -102,6 +102,10 @@ impl Core {
         super::salvage::refuse_unfinished_swap(dir)?;
         let hasher = FastHash::new();
         let rec = recover(&io, dir, Access::ReadOnly, &hasher)?;
+        if let Some(active) = &rec.active {
+            // Complete batches, which the writer never writes or cuts again.
+            active.settle(rec.active_end);
+        }
         let cursor = ReadCursor::after_recovery(&rec);
         Ok(Core {
             dir: dir.to_path_buf(),

@@ -32,8 +32,9 @@
 //!
 //! - `io`: every file operation, with fault injection for tests ([`FaultInjector`]);
 //! - `lock`: one writer per directory (`LOCK`, `flock`);
-//! - `segment`: reading records (sealed segments mapped, the active one by
-//!   `pread`) and the `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
+//! - `segment`: reading records (sealed segments mapped, the active one
+//!   mapped up to what is written for good, else by `pread`) and the
+//!   `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
 //! - `pending`: appended records not yet in a file (readable from memory);
 //! - `append`, `read`: the two halves of the `SessionStore` implementation;
 //! - `group_commit`: leader/follower commit, one `fdatasync` per group;

@@ -7,11 +7,13 @@
 //! sessions are never touched. Every returned record has passed its checksum
 //! and is checked to be the session's record with the expected sequence.
 //!
-//! The active segment is not mapped (it grows, and touching a mapping past
-//! the file's end raises SIGBUS), so a record there costs a `pread`. When a
-//! session's records lie close together, a query instead reads the span of
-//! an interval with one `pread` into a [`Window`] and serves the walk's
-//! records from it; a record the window cannot serve is read as before.
+//! The active segment is read in place too, through a map of its settled
+//! bytes (those written for good; see `mmap::ActiveMap`). Where it has no
+//! map (mapping failed, or a record lies past the map), a record there costs
+//! a `pread`; then, when a session's records lie close together, a query
+//! reads the span of an interval with one `pread` into a [`Window`] and
+//! serves the walk's records from it; a record the window cannot serve is
+//! read on its own.
 
 use super::core::{Core, Role};
 use super::segment::RecordBytes;
@@ -276,6 +278,10 @@ impl Core {
         }
         if !window.holds(segment, off, end) {
             let seg = self.segments.get(segment)?;
+            if seg.has_active_map() {
+                // Read in place through the map: nothing to copy.
+                return None;
+            }
             let file = seg.file()?;
             let start = end
                 .saturating_sub(WINDOW_MAX)

@@ -148,6 +148,8 @@ impl Core {
             let bytes = self.io.read_window(file, &seg.path, from, window)?;
             let end = self.index_window(&seg, from, &bytes, touched)?;
             cursor.offset = end.valid_end;
+            // Complete batches: the writer never writes or cuts them again.
+            seg.settle(end.valid_end);
             let at_file_end = bytes.len() < window;
             let consumed = end.valid_end == from + bytes.len() as u64;
             if !at_file_end && (consumed || end.cut_short) {

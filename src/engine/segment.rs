@@ -4,8 +4,10 @@
 //! Sealed segments (those with a successor) never change again, so they are
 //! read through a read-only memory map, made when they are sealed; their file
 //! descriptor is closed then, so a log of thousands of segments does not hold
-//! thousands of open files. The active segment is read with positioned reads
-//! (`pread`), since it is still growing.
+//! thousands of open files. The active segment is still growing: it is
+//! mapped too, but read in place only below its settled mark, the bytes
+//! written for good (see [`ActiveMap`]); a record past that mark (being
+//! written) or past the map is read with a positioned read (`pread`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,6 +19,7 @@ use memmap2::Mmap;
 use parking_lot::RwLock;
 
 use super::io::Io;
+use super::mmap::ActiveMap;
 use super::populate::Populator;
 use crate::error::{Error, Result};
 use crate::format::record::{
@@ -33,8 +36,10 @@ const SPECULATIVE_READ: usize = 1024;
 
 /// How a segment's bytes are reached.
 enum Backing {
-    /// The active segment: open, written and read with positioned I/O.
-    Open(File),
+    /// The active segment: open and written with positioned I/O, read
+    /// through its map up to the settled mark (or with `pread` when it could
+    /// not be mapped, and past the map).
+    Open { file: File, map: Option<ActiveMap> },
     /// A sealed segment: all of it mapped read-only.
     Mapped(Mmap),
 }
@@ -47,13 +52,38 @@ pub(crate) struct SegmentFile {
 }
 
 impl SegmentFile {
-    /// The active (or newest) segment, open as `file`.
+    /// The active (or newest) segment, open as `file`; nothing of it is
+    /// settled yet (see [`settle`](Self::settle)).
     pub fn open(number: u64, path: PathBuf, file: File) -> SegmentFile {
+        // Without a map, reads fall back to `pread`: slower, still correct.
+        let map = ActiveMap::new(&file).ok();
         SegmentFile {
             number,
             path,
-            backing: Backing::Open(file),
+            backing: Backing::Open { file, map },
         }
+    }
+
+    /// Declares this active segment's bytes below `end` written for good:
+    /// in the file, and never written or cut again (see [`ActiveMap`]).
+    pub fn settle(&self, end: u64) {
+        if let Backing::Open { map: Some(map), .. } = &self.backing {
+            map.settle(end);
+        }
+    }
+
+    /// The bytes from `offset` on that can be read in place: to the end of
+    /// a sealed segment, or to the settled mark of an active one.
+    pub fn bytes_from(&self, offset: usize) -> Option<&[u8]> {
+        match &self.backing {
+            Backing::Mapped(m) => m.get(offset..),
+            Backing::Open { map, .. } => map.as_ref()?.settled_from(offset),
+        }
+    }
+
+    /// Whether this is an active segment read through its map.
+    pub fn has_active_map(&self) -> bool {
+        matches!(&self.backing, Backing::Open { map: Some(_), .. })
     }
 
     /// A sealed segment: maps `file`, which may be closed afterwards.
@@ -69,7 +99,9 @@ impl SegmentFile {
     /// This segment sealed: the same bytes, mapped.
     pub fn to_sealed(&self, io: &Io) -> Result<SegmentFile> {
         match &self.backing {
-            Backing::Open(file) => SegmentFile::sealed(io, self.number, self.path.clone(), file),
+            Backing::Open { file, .. } => {
+                SegmentFile::sealed(io, self.number, self.path.clone(), file)
+            }
             Backing::Mapped(_) => Err(Error::Failed(format!(
                 "{} is sealed twice",
                 self.path.display()
@@ -80,7 +112,7 @@ impl SegmentFile {
     /// The open file of an active segment (`None` once sealed).
     pub fn file(&self) -> Option<&File> {
         match &self.backing {
-            Backing::Open(f) => Some(f),
+            Backing::Open { file, .. } => Some(file),
             Backing::Mapped(_) => None,
         }
     }
@@ -89,7 +121,7 @@ impl SegmentFile {
     pub fn mapped(&self) -> Option<&[u8]> {
         match &self.backing {
             Backing::Mapped(m) => Some(m),
-            Backing::Open(_) => None,
+            Backing::Open { .. } => None,
         }
     }
 
@@ -123,7 +155,10 @@ impl Deref for RecordBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            RecordBytes::Mapped(seg, range) => seg.mapped().map_or(&[][..], |m| &m[range.clone()]),
+            RecordBytes::Mapped(seg, range) => seg
+                .bytes_from(range.start)
+                .and_then(|b| b.get(..range.len()))
+                .unwrap_or(&[]),
             RecordBytes::Owned(v) => v,
         }
     }
@@ -184,6 +219,14 @@ impl SegmentSet {
             let len = check_record(bytes.get(off..).unwrap_or(&[]), &seg.path, off)?;
             return Ok(RecordBytes::Mapped(seg, off..off + len));
         }
+        // An active segment's record, in place when all of it is settled
+        // (a record being written is read, and judged, with `pread`).
+        if let Some(bytes) = seg.bytes_from(off)
+            && let RecordParse::Complete(r) = parse_record(bytes)
+        {
+            let len = r.header.record_len();
+            return Ok(RecordBytes::Mapped(seg, off..off + len));
+        }
         self.pread_record(&seg, off)
     }
 
@@ -213,8 +256,12 @@ impl SegmentSet {
         let seg = self.segment_of(pos)?;
         let off = position_offset(pos) as usize;
         let mut local = [0u8; RECORD_HEADER_LEN];
-        let bytes: &[u8] = match seg.mapped() {
-            Some(m) => m.get(off..).unwrap_or(&[]),
+        let in_place = match seg.mapped() {
+            Some(m) => Some(m.get(off..).unwrap_or(&[])),
+            None => seg.bytes_from(off).filter(|b| b.len() >= RECORD_HEADER_LEN),
+        };
+        let bytes: &[u8] = match in_place {
+            Some(b) => b,
             None => {
                 let got = self
                     .io
@@ -289,6 +336,8 @@ impl SegmentWriter {
         (segment_size, preallocate): (u64, bool),
     ) -> Result<SegmentWriter> {
         let file = active.open_file()?;
+        // Recovery kept the records before `end`; nothing cuts them now.
+        active.settle(end);
         let len = io.file_len(file, &active.path)?;
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         let got = io.read_at(file, &active.path, &mut header, 0)?;
@@ -328,6 +377,9 @@ impl SegmentWriter {
         self.preallocate(end)?;
         let file = self.active.open_file()?;
         self.io.write_all_at(file, &self.active.path, bytes, offset)?;
+        // Written once, over the zeros put there before: readers may now
+        // read these bytes in place.
+        self.active.settle(end);
         self.end = self.end.max(end);
         Ok(())
     }
@@ -402,4 +454,73 @@ pub(crate) fn create_segment(io: &Io, dir: &Path, number: u64) -> Result<Arc<Seg
     io.write_all_at(&file, &path, &encode_segment_header(number), 0)?;
     io.sync_dir(dir)?;
     Ok(Arc::new(SegmentFile::open(number, path, file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::record::{encode_record_into, pack_position};
+
+    /// Two records: their offsets and bytes.
+    type Written = [(u64, Vec<u8>); 2];
+
+    /// Segment 1 in a fresh directory, with two records written after its
+    /// header and nothing settled yet; returns the set, the segment, and the
+    /// two records.
+    fn two_records() -> (tempfile::TempDir, SegmentSet, Arc<SegmentFile>, Written) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let io = Io::new(None);
+        let seg = create_segment(&io, dir.path(), 1).expect("create");
+        let set = SegmentSet::new(io.clone(), dir.path());
+        set.insert(Arc::clone(&seg));
+        let mut at = SEGMENT_HEADER_LEN as u64;
+        let mut prev = 0;
+        let records = [1u64, 2].map(|seq| {
+            let mut bytes = Vec::new();
+            encode_record_into(&mut bytes, format!("body {seq}").as_bytes(), 0, seq, prev);
+            prev = pack_position(1, at);
+            let file = seg.open_file().expect("open");
+            io.write_all_at(file, &seg.path, &bytes, at).expect("write");
+            at += bytes.len() as u64;
+            (at - bytes.len() as u64, bytes)
+        });
+        (dir, set, seg, records)
+    }
+
+    #[test]
+    fn active_records_are_read_in_place_once_settled_and_never_before() {
+        let (_dir, set, seg, [(a, first), (b, second)]) = two_records();
+        assert!(seg.has_active_map());
+        let read = |off: u64| set.read_record(pack_position(1, off)).expect("read");
+        // Nothing settled: both come from `pread`.
+        assert!(matches!(read(a), RecordBytes::Owned(_)));
+        assert_eq!(&*read(a), &first[..]);
+        // The first settled, the second not all of it: only the first in place.
+        seg.settle(b + 5);
+        assert!(matches!(read(a), RecordBytes::Mapped(..)));
+        assert_eq!(&*read(a), &first[..]);
+        assert!(matches!(read(b), RecordBytes::Owned(_)));
+        assert_eq!(&*read(b), &second[..]);
+        let header = set.read_header(pack_position(1, b)).expect("header");
+        assert_eq!(header.sequence, 2);
+        // Both settled.
+        seg.settle(b + second.len() as u64);
+        assert!(matches!(read(b), RecordBytes::Mapped(..)));
+        assert_eq!(&*read(b), &second[..]);
+        // Settling never goes back.
+        seg.settle(a);
+        assert!(matches!(read(b), RecordBytes::Mapped(..)));
+    }
+
+    #[test]
+    fn a_sealed_segment_reads_the_same_bytes_as_its_active_map() {
+        let (_dir, set, seg, [(a, first), (b, second)]) = two_records();
+        seg.settle(b + second.len() as u64);
+        let io = Io::new(None);
+        set.insert(Arc::new(seg.to_sealed(&io).expect("seal")));
+        drop(seg);
+        let read = |off: u64| set.read_record(pack_position(1, off)).expect("read");
+        assert_eq!(&*read(a), &first[..]);
+        assert_eq!(&*read(b), &second[..]);
+    }
 }
