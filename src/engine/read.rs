@@ -546,8 +546,18 @@ mod tests {
         (store, all)
     }
 
+    use crate::engine::segment::tests::without_active_map;
+
+    // Each test runs twice: with the active segment read in place, and
+    // without its map, through `pread` windows (the fallback).
+
     #[test]
-    fn windowed_pages_return_exactly_the_range() {
+    fn pages_return_exactly_the_range() {
+        interleaved_pages();
+        without_active_map(interleaved_pages);
+    }
+
+    fn interleaved_pages() {
         let dir = tempfile::tempdir().unwrap();
         let (store, all) = two_sessions(dir.path(), 200);
         let afters = [0, 1, 5, 31, 32, 33, 63, 64, 100, 150, 199, 200];
@@ -572,6 +582,11 @@ mod tests {
 
     #[test]
     fn unevenly_spaced_pages_return_exactly_the_range() {
+        unevenly_spaced_pages();
+        without_active_map(unevenly_spaced_pages);
+    }
+
+    fn unevenly_spaced_pages() {
         // Between two records of s1 lie 0 to 12 records of s0, so a first
         // read started at the estimated position of a page's first record
         // sometimes misses it and the window is refilled.
@@ -596,7 +611,12 @@ mod tests {
     }
 
     #[test]
-    fn damage_read_through_a_window_names_its_record() {
+    fn damage_in_the_active_segment_names_its_record() {
+        damage_names_its_record();
+        without_active_map(damage_names_its_record);
+    }
+
+    fn damage_names_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = two_sessions(dir.path(), 200);
         let path = dir.path().join(segment_file_name(1));

@@ -56,7 +56,7 @@ impl SegmentFile {
     /// settled yet (see [`settle`](Self::settle)).
     pub fn open(number: u64, path: PathBuf, file: File) -> SegmentFile {
         // Without a map, reads fall back to `pread`: slower, still correct.
-        let map = ActiveMap::new(&file).ok();
+        let map = map_active(&file);
         SegmentFile {
             number,
             path,
@@ -143,6 +143,16 @@ impl SegmentFile {
             ))
         })
     }
+}
+
+/// The active segment's map (`None` when mapping fails, and in tests of
+/// the `pread` path, see `tests::without_active_map`).
+fn map_active(file: &File) -> Option<ActiveMap> {
+    #[cfg(test)]
+    if tests::WITHOUT_ACTIVE_MAP.with(std::cell::Cell::get) {
+        return None;
+    }
+    ActiveMap::new(file).ok()
 }
 
 /// A record's bytes (header and body): borrowed from a map or read into memory.
@@ -457,9 +467,25 @@ pub(crate) fn create_segment(io: &Io, dir: &Path, number: u64) -> Result<Arc<Seg
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::cell::Cell;
+
     use super::*;
     use crate::format::record::{encode_record_into, pack_position};
+
+    thread_local! {
+        /// Segments opened on this thread get no map while this is set.
+        pub(crate) static WITHOUT_ACTIVE_MAP: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` with the segments this thread opens left unmapped, so their
+    /// records are read with `pread` (the fallback when mapping fails).
+    pub(crate) fn without_active_map<T>(f: impl FnOnce() -> T) -> T {
+        WITHOUT_ACTIVE_MAP.with(|w| w.set(true));
+        let result = f();
+        WITHOUT_ACTIVE_MAP.with(|w| w.set(false));
+        result
+    }
 
     /// Two records: their offsets and bytes.
     type Written = [(u64, Vec<u8>); 2];
@@ -510,6 +536,16 @@ mod tests {
         // Settling never goes back.
         seg.settle(a);
         assert!(matches!(read(b), RecordBytes::Mapped(..)));
+    }
+
+    #[test]
+    fn an_unmapped_active_segment_is_read_with_pread() {
+        let (_dir, set, seg, [(a, first), _]) = without_active_map(two_records);
+        assert!(!seg.has_active_map());
+        seg.settle(a + first.len() as u64);
+        let record = set.read_record(pack_position(1, a)).expect("read");
+        assert!(matches!(record, RecordBytes::Owned(_)));
+        assert_eq!(&*record, &first[..]);
     }
 
     #[test]
