@@ -79,7 +79,13 @@ impl Core {
                 let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
                 hi = hi.min(lo.saturating_add(wanted - 1));
             }
-            window.aim(anchor, lo, floor);
+            // Where the anchor's segment is read in place, a window would
+            // only copy: decided here once, not again at every record.
+            let in_place = self
+                .segments
+                .get(position_segment(anchor.1))
+                .is_some_and(|seg| seg.reads_in_place());
+            window.aim(anchor, lo, floor, in_place);
             self.walk_back(session_id, anchor, (lo, hi), &mut window, &mut found)?;
             for (seq, pos, held) in &found.records {
                 let record = found.bytes(held);
@@ -421,8 +427,9 @@ impl Window {
 
     /// Sets the window up for the walk from `anchor` (sequence, position)
     /// down to sequence `lo`, none of whose records is before the anchor
-    /// `floor` (sequence, position; (0, 0) when there is none).
-    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: (u64, u64)) {
+    /// `floor` (sequence, position; (0, 0) when there is none). No window
+    /// when the anchor's segment is read `in_place`.
+    fn aim(&mut self, anchor: (u64, u64), lo: u64, floor: (u64, u64), in_place: bool) {
         self.floor = floor.1;
         self.hint = likely_start(anchor, lo, floor);
         let records = (anchor.0 + 1).saturating_sub(lo).max(1);
@@ -432,7 +439,7 @@ impl Window {
         let segment = position_segment(anchor.1);
         let from = self.floor_in(segment).max(self.hint_in(segment));
         let span = position_offset(anchor.1).saturating_sub(from);
-        self.enabled = span / records <= WINDOW_DENSITY;
+        self.enabled = !in_place && span / records <= WINDOW_DENSITY;
     }
 
     /// The floor as an offset in `segment` (0 when it is in an earlier one).

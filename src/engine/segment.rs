@@ -86,6 +86,11 @@ impl SegmentFile {
         matches!(&self.backing, Backing::Open { map: Some(_), .. })
     }
 
+    /// Whether records are read in place: sealed, or active with a map.
+    pub fn reads_in_place(&self) -> bool {
+        self.mapped().is_some() || self.has_active_map()
+    }
+
     /// A sealed segment: maps `file`, which may be closed afterwards.
     pub fn sealed(io: &Io, number: u64, path: PathBuf, file: &File) -> Result<SegmentFile> {
         let map = io.map(file, &path)?;
