@@ -242,19 +242,15 @@ impl Io {
 
     /// Reads the whole file from `offset` to its current end.
     pub fn read_from(&self, file: &File, path: &Path, offset: u64) -> Result<Vec<u8>> {
-        let len = self.file_len(file, path)?;
-        let want = usize::try_from(len.saturating_sub(offset))
-            .map_err(|_| Error::io("read", path, std::io::ErrorKind::OutOfMemory.into()))?;
-        let mut buf = vec![0u8; want];
-        let got = self.read_at(file, path, &mut buf, offset)?;
-        buf.truncate(got);
-        Ok(buf)
+        self.read_window(file, path, offset, usize::MAX)
     }
 
     /// Reads at most `max` bytes at `offset` (fewer at the end of the file).
     pub fn read_window(&self, file: &File, path: &Path, offset: u64, max: usize) -> Result<Vec<u8>> {
         let len = self.file_len(file, path)?;
-        let want = len.saturating_sub(offset).min(max as u64) as usize;
+        let left = len.saturating_sub(offset).min(max as u64);
+        let want = usize::try_from(left)
+            .map_err(|_| Error::io("read", path, std::io::ErrorKind::OutOfMemory.into()))?;
         let mut buf = vec![0u8; want];
         let got = self.read_at(file, path, &mut buf, offset)?;
         buf.truncate(got);

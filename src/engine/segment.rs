@@ -509,11 +509,12 @@ pub(crate) mod tests {
         let records = [1u64, 2].map(|seq| {
             let mut bytes = Vec::new();
             encode_record_into(&mut bytes, format!("body {seq}").as_bytes(), 0, seq, prev);
-            prev = pack_position(1, at);
+            let offset = at;
+            prev = pack_position(1, offset);
             let file = seg.open_file().expect("open");
-            io.write_all_at(file, &seg.path, &bytes, at).expect("write");
+            io.write_all_at(file, &seg.path, &bytes, offset).expect("write");
             at += bytes.len() as u64;
-            (at - bytes.len() as u64, bytes)
+            (offset, bytes)
         });
         (dir, set, seg, records)
     }
