@@ -15,9 +15,11 @@ const CHILD_ENV: &str = "SESSIONLOG_LOCK_CHILD_DIR";
 /// Held by each test here for its whole run. Starting a child process
 /// copies every open file of this process into the child until the child
 /// `exec`s, and a copy of a store's `LOCK` keeps its `flock`: a test that
-/// reopens a directory just after dropping its store would then find it
+/// reopens a directory just after dropping its store could then find it
 /// locked (seen once under load, while the child test was starting its
-/// process). So these tests do not overlap.
+/// process). `open` now waits up to ~50 ms for such a lock (engine/lock.rs),
+/// but a child slower than that to `exec` on a loaded machine would still
+/// make these tests flaky, so they do not overlap.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {

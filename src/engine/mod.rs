@@ -122,7 +122,8 @@ impl LogStore {
     /// Opens (creating if missing) the log in `dir` for appending.
     ///
     /// Fails with [`Error::Locked`](crate::Error::Locked) when the directory is open for writing
-    /// elsewhere, with [`Error::Corrupt`](crate::Error::Corrupt) on damage the recovery mode does not
+    /// elsewhere (after waiting at most ~50 ms for the lock: a child process this program just
+    /// started can hold a copy of a released lock until it `exec`s), with [`Error::Corrupt`](crate::Error::Corrupt) on damage the recovery mode does not
     /// repair, and with [`Error::InvalidArgument`](crate::Error::InvalidArgument) on out-of-range options.
     pub fn open_with(dir: impl AsRef<Path>, opts: LogOptions) -> Result<LogStore> {
         let core = Arc::new(Core::open_writer(dir.as_ref(), opts)?);
