@@ -226,7 +226,7 @@ impl Core {
         }
         let wake = if outcomes.iter().any(|o| matches!(o, Outcome::New(_))) {
             self.make_room(st, p.record_bytes())?;
-            let wake = self.store_new(st, p, outcomes);
+            let wake = self.store_new(st, p, outcomes, durable);
             target = st.ticket();
             wake
         } else {
@@ -264,7 +264,8 @@ impl Core {
         let mut wake = Wake::new();
         // Under the state lock, which queries take (see `is_watched`).
         let watched = self.notifier.is_watched();
-        let seq = self.store_record(st, event, body, hash, 0, watched.then_some(&mut wake));
+        let to_wake = watched.then_some(&mut wake);
+        let seq = self.store_record(st, (event, body, hash), (0, durable), to_wake);
         Ok((Outcome::New(seq), st.ticket(), wake, buffered_since(st, before)))
     }
 
@@ -330,7 +331,13 @@ impl Core {
 
     /// Encodes every new event's record into the pending log and indexes it.
     /// Nothing here can fail: all checks happened before.
-    fn store_new(&self, st: &mut State, p: &Prepared<'_>, outcomes: &mut [Outcome]) -> Wake {
+    fn store_new(
+        &self,
+        st: &mut State,
+        p: &Prepared<'_>,
+        outcomes: &mut [Outcome],
+        durable: u64,
+    ) -> Wake {
         // Under the state lock, which queries take (see `is_watched`).
         let watched = self.notifier.is_watched();
         let last_new = outcomes.iter().rposition(|o| matches!(o, Outcome::New(_)));
@@ -345,30 +352,30 @@ impl Core {
                 FLAG_BATCH_CONTINUES
             };
             let to_wake = watched.then_some(&mut wake);
-            let seq = self.store_record(st, event, p.body(i), p.hashes[i], flags, to_wake);
+            let record = (event, p.body(i), p.hashes[i]);
+            let seq = self.store_record(st, record, (flags, durable), to_wake);
             outcomes[i] = Outcome::New(seq);
         }
         wake
     }
 
     /// Stores one new event (its encoded `body`, its id's `hash`): assigns
-    /// its sequence, appends its record to the pending log, indexes it and
-    /// makes it visible (or defers that to its group commit under `Always`).
-    /// Returns the sequence. Its wake-up goes to `wake`, given only when
-    /// someone watches (else there is no session name to clone).
+    /// its sequence, appends its record (with `flags`, claiming `durable`)
+    /// to the pending log, indexes it and makes it visible (or defers that
+    /// to its group commit under `Always`). Returns the sequence. Its
+    /// wake-up goes to `wake`, given only when someone watches (else there
+    /// is no session name to clone).
     fn store_record(
         &self,
         st: &mut State,
-        event: &Event,
-        body: &[u8],
-        hash: u64,
-        flags: u8,
+        (event, body, hash): (&Event, &[u8], u64),
+        (flags, durable): (u8, u64),
         wake: Option<&mut Wake>,
     ) -> u64 {
         let n = st.sessions.find_or_add(&event.session_id);
         let s = st.sessions.get(n);
         let (seq, prev) = (s.assigned + 1, s.assigned_last);
-        let pos = st.pending.append(body, flags, seq, prev);
+        let pos = st.pending.append(body, flags, (seq, prev), durable);
         st.ids.insert(hash, pos);
         let s = st.sessions.get_mut(n);
         s.assigned = seq;

@@ -71,14 +71,18 @@ impl Core {
                 .saturating_add(64 * 1024)
                 .min(16 << 20),
         };
-        state.pending = PendingLog::starting_at(end, chunk_capacity);
-        let writer = SegmentWriter::new(
+        let mut writer = SegmentWriter::new(
             io.clone(),
             dir.to_path_buf(),
             active,
             rec.active_end,
             (opts.segment_size, opts.sync == SyncPolicy::Always),
         )?;
+        // Everything recovered is durable from here on, so the new records'
+        // claims (`durable_before`, format §3), which start from `end`, are true.
+        writer.sync()?;
+        let claims = (opts.sync == SyncPolicy::Always, writer.claims());
+        state.pending = PendingLog::starting_at(end, chunk_capacity, claims);
         Ok(Core {
             dir: dir.to_path_buf(),
             io,

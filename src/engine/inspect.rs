@@ -33,12 +33,12 @@ use std::path::{Path, PathBuf};
 
 use super::hash::FastHash;
 use super::io::Io;
-use super::scan::{Found, is_preallocated, next_valid_record, parse_found};
+use super::scan::{Found, is_preallocated, next_valid_record, parse_found, torn_write_refuted};
 use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
 use crate::format::segment::{
-    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, decode_segment_version,
+    CLAIMING_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, decode_segment_version,
     parse_segment_file_name, segment_file_name,
 };
 
@@ -349,6 +349,7 @@ fn walk_segment(
             problems.push(problem(path, 0, e.to_string(), torn));
         }
     }
+    let claims = decode_segment_version(bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
     let mut at = SEGMENT_HEADER_LEN;
     let mut open_batch: Option<u64> = None;
     while at < bytes.len() {
@@ -375,14 +376,19 @@ fn walk_segment(
             }
             Err(why) => {
                 let reason = why.unwrap_or_else(|| "record is cut short".into());
-                let next = next_valid_record(bytes, at + 1);
-                let torn = newest && next.is_none();
+                let cut = open_batch.unwrap_or(at as u64);
+                let torn = newest && torn_write_refuted(bytes, at, cut, claims).is_none();
                 if let Some(start) = open_batch.take() {
                     problems.push(problem(path, start, "batch is not finished", torn));
                 }
                 problems.push(problem(path, at as u64, reason, torn));
                 visit(Visit::Break);
-                match next {
+                if torn {
+                    // Opening cuts the log here; what follows (the rest of
+                    // a write a power loss tore, if anything) never counted.
+                    return;
+                }
+                match next_valid_record(bytes, at + 1) {
                     Some(p) => {
                         at = p;
                         tracker.at(at as u64);

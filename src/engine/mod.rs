@@ -25,8 +25,10 @@
 //!   from the nearest anchor, so it reads only the records it returns.
 //! - **Recovery** (`recovery`, `scan`): on open every record is checked
 //!   (CRC, keys, session continuity, unique ids; no JSON parsed) and indexed;
-//!   the newest segment's torn tail is cut, other damage is an error naming
-//!   file and offset ([`RecoveryMode`]).
+//!   the newest segment's torn tail is cut (also a power loss's torn write
+//!   with valid records after its hole, told from damage by what each
+//!   record claims was durable when it was made), other damage is an error
+//!   naming file and offset ([`RecoveryMode`]).
 //!
 //! The modules, one job each:
 //!
@@ -88,8 +90,8 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 ///
 /// - Under [`SyncPolicy::Always`] (the default) an append returns only once
 ///   it is on stable storage; concurrent appends share one `fdatasync`.
-/// - Opening recovers from a crash: a torn tail is cut, other damage is an
-///   error naming the file and byte offset ([`RecoveryMode`]).
+/// - Opening recovers from a crash or a power loss: a torn tail is cut,
+///   other damage is an error naming the file and byte offset ([`RecoveryMode`]).
 /// - One writer per directory: a second open fails with [`Error::Locked`](crate::Error::Locked)
 ///   until the first is closed or dropped. Any number of
 ///   [`open_read_only`](LogStore::open_read_only) followers may read along.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use crate::format::record::{
-    RECORD_HEADER_LEN, encode_record_into, pack_position, parse_header, position_offset,
+    RECORD_HEADER_LEN, encode_record_claiming, pack_position, parse_header, position_offset,
     position_segment,
 };
 use crate::format::segment::SEGMENT_HEADER_LEN;
@@ -57,24 +57,40 @@ pub(crate) struct PendingLog {
     /// The capacity a new chunk starts with when no spare is left, so that
     /// filling it does not reallocate and copy again and again.
     chunk_capacity: usize,
+    /// Whether records claim what was durable (`durable_before`): only
+    /// when every group is synced (`SyncPolicy::Always`). Under a buffered
+    /// policy a record becomes durable long after it is made, so its claim
+    /// would say too little for too long (format §3).
+    claims: bool,
+    /// Whether the current segment is of a format version with claims (3 or
+    /// later); a new segment always is.
+    segment_claims: bool,
 }
 
 impl Default for PendingLog {
     fn default() -> PendingLog {
-        PendingLog::starting_at(pack_position(1, SEGMENT_HEADER_LEN as u64), 0)
+        PendingLog::starting_at(pack_position(1, SEGMENT_HEADER_LEN as u64), 0, (true, true))
     }
 }
 
 impl PendingLog {
     /// Nothing pending; the next record goes to `next`; new chunks start
-    /// with room for `chunk_capacity` bytes.
-    pub fn starting_at(next: u64, chunk_capacity: usize) -> PendingLog {
+    /// with room for `chunk_capacity` bytes. `claims`: whether records claim
+    /// what was durable, and whether the segment of `next` is of a version
+    /// that has claims.
+    pub fn starting_at(
+        next: u64,
+        chunk_capacity: usize,
+        (claims, segment_claims): (bool, bool),
+    ) -> PendingLog {
         PendingLog {
             open: Vec::new(),
             inflight: Vec::new(),
             next,
             spares: Vec::new(),
             chunk_capacity,
+            claims,
+            segment_claims,
         }
     }
 
@@ -91,11 +107,23 @@ impl PendingLog {
     /// Moves the log's end to the start of the next segment.
     pub fn roll_segment(&mut self) {
         self.next = pack_position(position_segment(self.next) + 1, SEGMENT_HEADER_LEN as u64);
+        // A new segment is of the version this code writes.
+        self.segment_claims = true;
     }
 
-    /// Appends a record; returns its position.
-    pub fn append(&mut self, body: &[u8], flags: u8, sequence: u64, prev: u64) -> u64 {
+    /// Appends a record; returns its position. `durable` is a packed
+    /// position before which the log is known to be on stable storage (it
+    /// may lag: a smaller claim is still true).
+    pub fn append(&mut self, body: &[u8], flags: u8, (sequence, prev): (u64, u64), durable: u64) -> u64 {
         let pos = self.next;
+        let claim = if !(self.claims && self.segment_claims) {
+            0 // no claim
+        } else if position_segment(durable) == position_segment(pos) {
+            // Below 2^32: offsets in a segment are (positions keep 32 bits).
+            position_offset(durable) as u32
+        } else {
+            SEGMENT_HEADER_LEN as u32 // none of this segment's records is durable yet
+        };
         let continues = self.open.last().is_some_and(|c| c.end() == pos);
         if !continues {
             let bytes = self
@@ -109,7 +137,7 @@ impl PendingLog {
             });
         }
         let chunk = self.open.last_mut().expect("a chunk is open");
-        encode_record_into(&mut chunk.bytes, body, flags, sequence, prev);
+        encode_record_claiming(&mut chunk.bytes, body, flags, (sequence, prev), claim);
         self.next = chunk.end();
         pos
     }
@@ -159,15 +187,15 @@ mod tests {
     #[test]
     fn pending_records_are_readable_until_written() {
         let mut p = PendingLog::default();
-        let a = p.append(b"aaa", 0, 1, 0);
-        let b = p.append(b"bbbb", 0, 2, a);
+        let a = p.append(b"aaa", 0, (1, 0), 0);
+        let b = p.append(b"bbbb", 0, (2, a), 0);
         p.roll_segment();
-        let c = p.append(b"c", 0, 1, 0);
+        let c = p.append(b"c", 0, (1, 0), 0);
         assert_eq!(position_segment(c), 2);
         assert!(p.copy_record(b).is_some());
         let taken = p.take();
         assert_eq!(taken.len(), 2);
-        let d = p.append(b"d", 0, 3, b);
+        let d = p.append(b"d", 0, (3, b), 0);
         assert!(p.copy_record(a).is_some() && p.copy_record(d).is_some());
         p.written(taken[0].end());
         assert!(p.copy_record(a).is_none());
@@ -175,5 +203,45 @@ mod tests {
         p.written(taken[1].end());
         assert!(p.copy_record(c).is_none());
         assert!(p.copy_record(d).is_some());
+    }
+
+    fn claim_of(p: &PendingLog, pos: u64) -> u32 {
+        parse_header(&p.copy_record(pos).unwrap()).unwrap().durable_before
+    }
+
+    #[test]
+    fn records_claim_the_durable_offset_of_their_own_segment_only() {
+        let start = pack_position(4, 1000);
+        let mut p = PendingLog::starting_at(start, 0, (true, true));
+        let a = p.append(b"a", 0, (1, 0), start);
+        let b = p.append(b"b", 0, (2, a), pack_position(4, 700));
+        // The durable mark still in the segment before: nothing of this one.
+        let c = p.append(b"c", 0, (3, b), pack_position(3, 5000));
+        assert_eq!((claim_of(&p, a), claim_of(&p, b), claim_of(&p, c)), (1000, 700, 32));
+        p.roll_segment();
+        let d = p.append(b"d", 0, (4, c), c);
+        assert_eq!(claim_of(&p, d), 32);
+    }
+
+    #[test]
+    fn buffered_records_claim_nothing() {
+        let start = pack_position(1, 32);
+        let mut p = PendingLog::starting_at(start, 0, (false, true));
+        let a = p.append(b"a", 0, (1, 0), start);
+        p.roll_segment();
+        let b = p.append(b"b", 0, (2, a), pack_position(2, 32));
+        assert_eq!((claim_of(&p, a), claim_of(&p, b)), (0, 0));
+    }
+
+    #[test]
+    fn a_segment_of_an_older_version_gets_no_claims_until_the_next_one() {
+        let start = pack_position(2, 64);
+        let mut p = PendingLog::starting_at(start, 0, (true, false));
+        let a = p.append(b"a", 0, (1, 0), start);
+        assert_eq!(claim_of(&p, a), 0);
+        p.roll_segment();
+        let next = p.next();
+        let b = p.append(b"b", 0, (2, a), next);
+        assert_eq!(claim_of(&p, b), position_offset(next) as u32);
     }
 }

@@ -9,7 +9,10 @@
 //!   checksum-failing record (or an unfinished batch) after which no valid
 //!   record follows. The writer cuts it (`TolerateTail`) or refuses
 //!   (`Strict`); a read-only opener just ignores it. A bad record that *is*
-//!   followed by valid ones is damage, not a tear, and fails the open.
+//!   followed by valid ones is damage, not a tear, and fails the open,
+//!   unless (format version 3) every record after it was written before the
+//!   log was durable past the cut: then a power loss kept some pages of the
+//!   last unsynced write and not others, and it is a torn tail too.
 //! - A record that is valid on its own but does not continue its session
 //!   (sequence gap, wrong previous-record link, repeated id) is damage.
 
@@ -20,14 +23,14 @@ use super::hash::FastHash;
 use super::id_index::MAX_INDEXED_SEGMENT;
 use super::io::Io;
 use super::options::RecoveryMode;
-use super::scan::{Indexer, ScanEnd, next_valid_record, scan_batches};
+use super::scan::{Indexer, ScanEnd, next_valid_record, scan_batches, torn_write_refuted};
 use super::segment::{SegmentFile, SegmentSet, create_segment};
 use super::state::State;
 use crate::error::{Error, Result};
-use crate::format::record::pack_position;
+use crate::format::record::{pack_position, parse_header};
 use crate::format::segment::{
-    SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, encode_segment_header,
-    parse_segment_file_name, segment_file_name,
+    CLAIMING_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header,
+    decode_segment_version, encode_segment_header, parse_segment_file_name, segment_file_name,
 };
 
 /// What opening found: the indexed state and where the log ends.
@@ -246,12 +249,19 @@ fn recover_newest(
         return Ok(());
     }
     // Something follows the last complete batch: a tear, or damage.
+    let claims = decode_segment_version(&bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
     if let Some(d) = &end.damage
         && access != Access::ReadOnly
-        && let Some(p) = next_valid_record(&bytes, d.offset as usize + 1)
+        && let Some(p) = torn_write_refuted(&bytes, d.offset as usize, end.valid_end, claims)
     {
+        let claim = parse_header(&bytes[p..]).map_or(0, |h| h.durable_before);
+        let after = if claims && claim != 0 {
+            format!(" written after offset {} was durable", end.valid_end)
+        } else {
+            String::new()
+        };
         let why = format!(
-            "{}; a valid record follows at offset {p}, so this is not a torn tail",
+            "{}; a valid record{after} follows at offset {p}, so this is not a torn tail",
             d.reason
         );
         return Err(Error::corrupt(&path, d.offset, why));

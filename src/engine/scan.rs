@@ -132,11 +132,49 @@ pub(crate) fn scan_batches<'a>(
 }
 
 /// The offset (relative to `bytes`) of the first complete, valid record that
-/// starts at or after `from`: evidence that damage before it is not a torn
-/// tail, since a crash only ever tears the end of what was being written.
+/// starts at or after `from`.
 pub(crate) fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
         .find(|&p| parse_found(&bytes[p..], p as u64).is_ok())
+}
+
+/// The offset of a valid record after the damage at `damaged` (both
+/// relative to `bytes`, a whole newest segment) showing that the damage is
+/// not a torn write, or `None` when it may be one (format §6). `cut` is
+/// where recovery would cut: the end of the last complete batch before the
+/// damage.
+///
+/// A crash tears only what was being written and not yet durable. Without
+/// claims (segments before format version 3), any valid record after the
+/// damage is evidence against a tear, since a write's pages were taken to
+/// reach the disk in order. They need not: after a power loss, any of the
+/// pages of a write that was not synced may be missing. With claims, a
+/// record is evidence only if it was written once the log was durable past
+/// `cut`: then the damage lies in bytes that were durable. Records claiming
+/// less may be the rest of the torn write itself. A record that claims
+/// nothing (0: written under a buffered sync policy) is evidence as before.
+pub(crate) fn torn_write_refuted(
+    bytes: &[u8],
+    damaged: usize,
+    cut: u64,
+    claims: bool,
+) -> Option<usize> {
+    let mut from = damaged + 1;
+    loop {
+        let mut at = next_valid_record(bytes, from)?;
+        if !claims {
+            return Some(at);
+        }
+        // The run of valid records from there, each checked.
+        while let Ok(found) = parse_found(&bytes[at..], at as u64) {
+            let claim = u64::from(found.header.durable_before);
+            if claim == 0 || claim > cut {
+                return Some(at);
+            }
+            at += found.header.record_len();
+        }
+        from = at + 1;
+    }
 }
 
 /// Adds scanned records to the in-memory indexes, checking that each
@@ -346,6 +384,57 @@ mod tests {
             })
             .collect();
         assert!(index(&records).unwrap().damage.is_none());
+    }
+
+    /// A segment's bytes (a blank header, then a record per claim, sequences
+    /// 1, 2, ... of session "a") and the offset of each record.
+    fn claiming_segment(claims: &[u32]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = vec![0u8; 32];
+        let mut offsets = Vec::new();
+        let body = event_codec::encode(&Event::new("a", EventType::MessageSent));
+        for (i, &claim) in claims.iter().enumerate() {
+            let prev = offsets.last().map_or(0, |&o| pack_position(1, o as u64));
+            offsets.push(bytes.len());
+            let links = (i as u64 + 1, prev);
+            crate::format::record::encode_record_claiming(&mut bytes, &body, 0, links, claim);
+        }
+        (bytes, offsets)
+    }
+
+    #[test]
+    fn records_of_the_same_unsynced_write_after_damage_do_not_refute_a_tear() {
+        // Records 1-4 were one write, made while the log was durable up to
+        // record 1: a power loss lost record 2's page and kept 3's and 4's.
+        let (_, o) = claiming_segment(&[32, 0, 0, 0, 0]);
+        let group = o[1] as u32;
+        let (mut bytes, o) = claiming_segment(&[32, group, group, group, group]);
+        bytes[o[2] + 40] ^= 0xFF;
+        let cut = o[2] as u64;
+        assert_eq!(torn_write_refuted(&bytes, o[2], cut, true), None);
+        // Without claims (an older segment), record 3 refutes the tear.
+        assert_eq!(torn_write_refuted(&bytes, o[2], cut, false), Some(o[3]));
+        // So does a record that claims nothing (a buffered writer's).
+        let (mut bytes, o) = claiming_segment(&[32, group, group, 0, group]);
+        bytes[o[2] + 40] ^= 0xFF;
+        assert_eq!(torn_write_refuted(&bytes, o[2], cut, true), Some(o[3]));
+    }
+
+    #[test]
+    fn a_record_written_after_the_damaged_bytes_were_durable_refutes_a_tear() {
+        let (_, o) = claiming_segment(&[0; 5]);
+        // Record 4 was written once everything before it was durable, so
+        // the damage to record 2 (and 3) hit durable bytes.
+        let claims = [32, o[1] as u32, o[1] as u32, o[1] as u32, o[4] as u32];
+        let (mut bytes, o) = claiming_segment(&claims);
+        bytes[o[2] + 40] ^= 0xFF;
+        bytes[o[3] + 40] ^= 0xFF;
+        let cut = o[2] as u64;
+        assert_eq!(torn_write_refuted(&bytes, o[2], cut, true), Some(o[4]));
+        // Zeros after the damage (pages that never reached the disk) are no evidence.
+        let (mut bytes, o) = claiming_segment(&claims[..4]);
+        bytes.resize(bytes.len() + 4096, 0);
+        bytes[o[1] + 40] ^= 0xFF;
+        assert_eq!(torn_write_refuted(&bytes, o[1], o[1] as u64, true), None);
     }
 
     #[test]

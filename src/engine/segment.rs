@@ -26,7 +26,8 @@ use crate::format::record::{
     RECORD_HEADER_LEN, RecordParse, parse_header, parse_record, position_offset, position_segment,
 };
 use crate::format::segment::{
-    FORMAT_VERSION, PREALLOCATING_VERSION, SEGMENT_HEADER_LEN, decode_segment_version,
+    CLAIMING_VERSION, FORMAT_VERSION, PREALLOCATING_VERSION, SEGMENT_HEADER_LEN,
+    decode_segment_version,
     encode_segment_header, segment_file_name,
 };
 
@@ -337,6 +338,9 @@ pub(crate) struct SegmentWriter {
     /// How far ahead to preallocate in `active`: [`PREALLOCATE`], or 0 (not
     /// wanted, or `active` is of a format version before preallocation).
     ahead: u64,
+    /// Whether `active` is of a format version whose records claim what was
+    /// durable (format §3); a new segment always is.
+    claims: bool,
 }
 
 impl SegmentWriter {
@@ -366,13 +370,22 @@ impl SegmentWriter {
             io,
             dir,
             active,
-            unsynced: false,
+            // What recovery found may still be only in the page cache (a
+            // buffered writer that crashed): the first sync covers it.
+            unsynced: true,
             end,
             len: len.max(end),
             segment_size,
             preallocate,
             ahead,
+            claims: version >= CLAIMING_VERSION,
         })
+    }
+
+    /// Whether the active segment's records claim what was durable (its
+    /// format version has `durable_before`, format §3).
+    pub fn claims(&self) -> bool {
+        self.claims
     }
 
     /// Writes `bytes` at `offset` of segment `segment`, first starting that
@@ -443,6 +456,7 @@ impl SegmentWriter {
         self.len = self.end;
         // A new segment is of the version this code writes.
         self.ahead = if self.preallocate { PREALLOCATE } else { 0 };
+        self.claims = true;
         Ok(())
     }
 

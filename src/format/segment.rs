@@ -1,4 +1,4 @@
-//! Segment files: their names and their 32-byte header (format v2; v1 is read too).
+//! Segment files: their names and their 32-byte header (format v3; v1 and v2 are read too).
 //!
 //! A log directory holds segment files named by their segment number, 20
 //! decimal digits with leading zeros and the extension `.seg`
@@ -9,7 +9,7 @@
 //! | offset | size | field                                   |
 //! |--------|------|-----------------------------------------|
 //! | 0      | 8    | magic `SLOGSEG\0`                       |
-//! | 8      | 4    | format version, u32 = 2 (1 is read too) |
+//! | 8      | 4    | format version, u32 = 3 (1, 2 read too) |
 //! | 12     | 4    | header length, u32 = 32                 |
 //! | 16     | 8    | segment number, u64 (equals the file name's) |
 //! | 24     | 4    | reserved, zero                          |
@@ -20,13 +20,18 @@
 /// The first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SLOGSEG\0";
 /// The format version this code writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this code reads. Version 1 has the same bytes;
 /// its writers just never preallocate (format §5, §7).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// The first version whose writers keep preallocated zeros after the
 /// newest segment's records; a writer continuing an older segment does not.
 pub const PREALLOCATING_VERSION: u32 = 2;
+/// The first version whose records claim what was durable when they were
+/// written (`durable_before`, format §3), which lets recovery cut a torn
+/// write that a valid record follows (§6). Records of older segments claim
+/// nothing, and a writer continuing such a segment keeps it that way.
+pub const CLAIMING_VERSION: u32 = 3;
 /// Bytes of the segment header; the first record starts here.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// The extension of segment file names.
@@ -158,9 +163,9 @@ mod tests {
     #[test]
     fn header_matches_the_specs_example() {
         let spec = [
-            0x53, 0x4c, 0x4f, 0x47, 0x53, 0x45, 0x47, 0x00, 0x02, 0x00, 0x00, 0x00, 0x20, 0x00,
+            0x53, 0x4c, 0x4f, 0x47, 0x53, 0x45, 0x47, 0x00, 0x03, 0x00, 0x00, 0x00, 0x20, 0x00,
             0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0xa2, 0x84, 0x2c, 0xbf,
+            0xe4, 0xbf, 0x4b, 0xda,
         ];
         assert_eq!(encode_segment_header(1), spec);
     }

@@ -96,8 +96,9 @@ Examples:
     /// Repair a torn tail in place; with --salvage, copy every valid record into a new log.
     #[command(
         long_about = "Repair in place what opening the log repairs: a torn or checksum-failing tail \
-of the newest segment (what a crash leaves) is cut, keeping every complete record before it. It \
-reports what was cut and checks the log again afterwards.
+of the newest segment (what a crash leaves, or a power loss: a last write with a hole that valid \
+records follow) is cut, keeping every complete record before it. It reports what was cut and \
+checks the log again afterwards.
 
 With --salvage OUT it also copies every valid record, in log order, into the new log directory OUT \
 and reports what was lost: which sessions, which sequence ranges, and where numbering shifted. \
