@@ -38,8 +38,8 @@ use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
 use crate::format::segment::{
-    CLAIMING_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header, decode_segment_version,
-    parse_segment_file_name, segment_file_name,
+    CLAIMING_VERSION, SEGMENT_HEADER_LEN, SegmentHeaderError, decode_segment_header,
+    decode_segment_version, parse_segment_file_name, segment_file_name,
 };
 
 pub use super::lock::{DirLock, LOCK_FILE_NAME};

@@ -27,8 +27,7 @@ use crate::format::record::{
 };
 use crate::format::segment::{
     CLAIMING_VERSION, FORMAT_VERSION, PREALLOCATING_VERSION, SEGMENT_HEADER_LEN,
-    decode_segment_version,
-    encode_segment_header, segment_file_name,
+    decode_segment_version, encode_segment_header, segment_file_name,
 };
 
 /// How much a positioned read of a record asks for at once: most records
@@ -338,9 +337,8 @@ pub(crate) struct SegmentWriter {
     /// How far ahead to preallocate in `active`: [`PREALLOCATE`], or 0 (not
     /// wanted, or `active` is of a format version before preallocation).
     ahead: u64,
-    /// Whether `active` is of a format version whose records claim what was
-    /// durable (format §3); a new segment always is.
-    claims: bool,
+    /// The format version of `active` (a new segment's is [`FORMAT_VERSION`]).
+    version: u32,
 }
 
 impl SegmentWriter {
@@ -378,14 +376,14 @@ impl SegmentWriter {
             segment_size,
             preallocate,
             ahead,
-            claims: version >= CLAIMING_VERSION,
+            version,
         })
     }
 
     /// Whether the active segment's records claim what was durable (its
     /// format version has `durable_before`, format §3).
     pub fn claims(&self) -> bool {
-        self.claims
+        self.version >= CLAIMING_VERSION
     }
 
     /// Writes `bytes` at `offset` of segment `segment`, first starting that
@@ -456,7 +454,7 @@ impl SegmentWriter {
         self.len = self.end;
         // A new segment is of the version this code writes.
         self.ahead = if self.preallocate { PREALLOCATE } else { 0 };
-        self.claims = true;
+        self.version = FORMAT_VERSION;
         Ok(())
     }
 
