@@ -1,4 +1,4 @@
-//! The event body: how one [`Event`] is laid out as bytes (format v1 and v2: the same layout).
+//! The event body: how one [`Event`] is laid out as bytes (format v1 to v3: the same layout).
 //!
 //! This is the payload of a log record and also the "encoded size" both
 //! stores compare with `max_event_size`. The byte layout is specified in

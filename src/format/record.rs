@@ -25,7 +25,7 @@ use std::sync::LazyLock;
 
 /// Bytes of a record header.
 pub const RECORD_HEADER_LEN: usize = 32;
-/// The `kind` of an event record (the only kind in format v1 and v2).
+/// The `kind` of an event record (the only kind in format v1 to v3).
 pub const KIND_EVENT: u8 = 1;
 /// Flag: the next record belongs to the same batch.
 pub const FLAG_BATCH_CONTINUES: u8 = 0b0000_0001;
