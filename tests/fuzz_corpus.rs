@@ -50,3 +50,15 @@ fn empty_and_tiny_inputs() {
         targets::model::run(input);
     }
 }
+
+/// `model` inputs whose power loss zeroes the first sector of a four-event
+/// batch and keeps the next, so valid records follow the hole: the reopen
+/// must cut the batch and keep everything before it (format §6). They fail
+/// when recovery ignores the records' durable claims (checked by hand).
+#[test]
+fn a_power_loss_inside_the_last_batch() {
+    for name in ["power-loss-torn-batch-a", "power-loss-torn-batch-b"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/model").join(name);
+        targets::model::run(&std::fs::read(&path).expect("corpus file"));
+    }
+}

@@ -7,6 +7,13 @@
 //! must then hold exactly a prefix of everything stored, in append order, that
 //! ends on a batch boundary (a batch is all or nothing across crashes too);
 //! the model is cut to that prefix and the run goes on.
+//!
+//! A power loss (under `SyncPolicy::Always`) is simulated by closing the
+//! store and zeroing arbitrary 512-byte sectors of the last write (the last
+//! append call's records): the pages a power loss may drop from a write that
+//! was not yet synced, in any order. The reopen must succeed and keep
+//! everything stored before that write (format §6), and the same prefix
+//! rule holds.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +36,9 @@ enum Step {
     /// Close, cut the newest segment at this byte offset (taken modulo its
     /// length past the header), reopen.
     Crash(u32),
+    /// Close, zero the sectors of the last write this seed picks, reopen
+    /// (a crash as above under a buffered sync policy).
+    PowerLoss(u32),
 }
 
 /// Everything stored so far, in append order, with the batch it came in.
@@ -76,6 +86,10 @@ pub fn run(data: &[u8]) {
                 log
             }
             Step::Crash(cut) => crash(log, dir.path(), &opts, cut, &mut checker, &mut stored),
+            Step::PowerLoss(seed) if opts.sync == SyncPolicy::Always => {
+                power_loss(log, dir.path(), &opts, seed, &mut checker, &mut stored)
+            }
+            Step::PowerLoss(cut) => crash(log, dir.path(), &opts, cut, &mut checker, &mut stored),
         });
     }
     let log = store.expect("open store");
@@ -129,7 +143,8 @@ fn step(input: &mut Input<'_>) -> Step {
         9..=11 => Step::Op(query(input)),
         12 => Step::Op(Op::Latest { session: input.below(u32::from(SESSIONS) + 1) as u8 }),
         13 => Step::Reopen,
-        _ => Step::Crash(input.u32()),
+        14 => Step::Crash(input.u32()),
+        _ => Step::PowerLoss(input.u32()),
     }
 }
 
@@ -190,6 +205,65 @@ fn crash(
         }
     }
     let log = LogStore::open_with(dir, opts.clone()).expect("a torn tail must not fail the open");
+    rebase(log, checker, stored)
+}
+
+/// Closes, zeroes the sectors of the last write that `seed` picks, reopens
+/// and re-bases the model on what survived: at least everything before that
+/// write.
+fn power_loss(
+    log: LogStore,
+    dir: &Path,
+    opts: &LogOptions,
+    seed: u32,
+    checker: &mut ModelChecker,
+    stored: &mut Stored,
+) -> LogStore {
+    log.close().expect("close");
+    let last = stored.events.last().map_or(0, |(_, batch)| *batch);
+    let before = stored.events.iter().filter(|(_, b)| *b < last).count();
+    let written: Vec<(String, u64)> = stored.events[before..]
+        .iter()
+        .map(|(e, _)| (e.session_id.clone(), e.sequence_number.expect("stored")))
+        .collect();
+    // Where the last write starts: its first record (a batch is written in
+    // log order, within one segment).
+    let mut start: Option<(PathBuf, u64)> = None;
+    sessionlog::engine::inspect::scan(dir, |r| {
+        if start.is_none() && written.iter().any(|(s, n)| *s == r.session_id && *n == r.sequence) {
+            start = Some((r.file.clone(), r.offset));
+        }
+    })
+    .expect("scan");
+    if let Some((path, start)) = start {
+        drop_sectors(&path, start, seed);
+    }
+    let log = LogStore::open_with(dir, opts.clone()).expect("a power loss must not fail the open");
+    let log = rebase(log, checker, stored);
+    assert!(stored.events.len() >= before, "a power loss lost what was durable before the last write");
+    log
+}
+
+/// Zeroes the 512-byte sectors (clipped to the write) of `path` from `start`
+/// to its end that bits of `seed` pick, as a power loss may leave them.
+fn drop_sectors(path: &Path, start: u64, seed: u32) {
+    let mut bytes = std::fs::read(path).expect("segment");
+    let start = usize::try_from(start).expect("small");
+    let mut bits = seed;
+    let mut at = start;
+    while at < bytes.len() {
+        let end = ((at / 512 + 1) * 512).min(bytes.len());
+        if bits & 1 == 1 {
+            bytes[at..end].fill(0);
+        }
+        bits = bits.rotate_right(1);
+        at = end;
+    }
+    std::fs::write(path, bytes).expect("write segment");
+}
+
+/// Re-bases the model on what `log` kept of `stored` after a crash.
+fn rebase(log: LogStore, checker: &mut ModelChecker, stored: &mut Stored) -> LogStore {
     let kept = surviving_prefix(&log, stored);
     stored.events.truncate(kept);
     *checker = ModelChecker::new();
