@@ -8,6 +8,18 @@ use sessionlog::{Event, LogStore, SessionStore};
 
 use crate::support::*;
 
+/// `verify` reports a torn tail (exit 1), then `recover` repairs it (exit
+/// 0); returns what `recover` printed.
+fn verify_finds_a_torn_tail_and_recover_cuts_it(dir: &std::path::Path) -> String {
+    let v = run_in(dir, &["verify"]);
+    assert_eq!(v.status.code(), Some(1));
+    assert!(stdout(&v).contains("torn tail"), "{}", stdout(&v));
+    let o = run_writer_in(dir, &["recover"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    out
+}
+
 #[test]
 fn recover_cuts_garbage_appended_to_the_tail() {
     let tmp = tempfile::tempdir().unwrap();
@@ -19,13 +31,7 @@ fn recover_cuts_garbage_appended_to_the_tail() {
     f.write_all(&[0xAB; 45]).unwrap();
     drop(f);
 
-    let v = run_in(&dir, &["verify"]);
-    assert_eq!(v.status.code(), Some(1));
-    assert!(stdout(&v).contains("torn tail"), "{}", stdout(&v));
-
-    let o = run_writer_in(&dir, &["recover"]);
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = verify_finds_a_torn_tail_and_recover_cuts_it(&dir);
     assert!(
         out.contains("cut 45 bytes") && out.contains("clean"),
         "{out}"
@@ -159,13 +165,10 @@ fn recover_cuts_a_write_a_power_loss_tore_with_valid_records_after_its_hole() {
     bytes[sector..sector + 512].fill(0);
     fs::write(&middle.file, &bytes).unwrap();
 
-    let v = run_in(&dir, &["verify"]);
-    assert_eq!(v.status.code(), Some(1));
-    assert!(stdout(&v).contains("torn tail"), "{}", stdout(&v));
-
-    let o = run_writer_in(&dir, &["recover"]);
-    let out = stdout(&o);
-    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    let out = verify_finds_a_torn_tail_and_recover_cuts_it(&dir);
+    let cut = fs::metadata(&middle.file).unwrap().len();
+    assert_eq!(cut, recs[6].offset, "cut where the batch starts");
+    assert!(out.contains(&format!("cut {} bytes", bytes.len() as u64 - cut)), "{out}");
     assert_eq!(run_in(&dir, &["verify"]).status.code(), Some(0));
     assert_eq!(read_session(&dir, "s"), stored, "the torn batch is cut, nothing before it");
 }
