@@ -259,3 +259,53 @@ fn any_sectors_of_the_last_write_lost_leave_exactly_what_was_acknowledged() {
         drop(store);
     }
 }
+
+#[test]
+fn a_new_segment_whose_header_a_power_loss_dropped_is_started_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = LogOptions {
+        segment_size: 4096,
+        ..LogOptions::default()
+    };
+    let store = LogStore::open_with(dir.path(), opts.clone()).unwrap();
+    let mut before = Expected::default();
+    for n in 0..4 {
+        before.add(&store.append_event_with_sequence(ev("s", n, 300)).unwrap());
+    }
+    assert_eq!(segments(dir.path()).len(), 1);
+    // A batch that does not fit starts the second segment, as its first
+    // write. The new segment's header is synced only with that write, so a
+    // power loss may keep the batch's later sectors and lose the first one,
+    // header and all.
+    let events: Vec<Event> = (0..8).map(|n| ev("t", n, 300)).collect();
+    store.append_events(events).unwrap();
+    store.close().unwrap();
+    let last = segments(dir.path()).pop().unwrap();
+    assert_eq!(segments(dir.path()).len(), 2);
+    let bytes = std::fs::read(&last).unwrap();
+    let offsets = record_offsets(&bytes);
+    let claim = |at: usize| parse_header(&bytes[at..]).unwrap().durable_before;
+    assert_eq!(offsets.len(), 8, "the batch, alone in the segment");
+    assert!(offsets.iter().all(|&at| claim(at) == 32), "nothing of it was durable");
+    let mut torn = bytes.clone();
+    torn[..512].fill(0);
+    std::fs::write(&last, &torn).unwrap();
+
+    let store = LogStore::open_with(dir.path(), opts.clone()).unwrap();
+    before.check(&store);
+    assert_eq!(store.get_latest_sequence("t").unwrap(), 0);
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), 32, "started afresh");
+    store.close().unwrap();
+
+    // Without that claim (a record claiming nothing), it stays damage.
+    let mut old = bytes.clone();
+    old[..512].fill(0);
+    let at = offsets[offsets.len() - 1];
+    old[at + 10..at + 14].fill(0);
+    sessionlog::format::record::seal_record(&mut old[at..]);
+    std::fs::write(&last, &old).unwrap();
+    match LogStore::open_with(dir.path(), opts).unwrap_err() {
+        Error::Corrupt { offset: 0, .. } => {}
+        other => panic!("{other}"),
+    }
+}

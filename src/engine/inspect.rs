@@ -33,7 +33,9 @@ use std::path::{Path, PathBuf};
 
 use super::hash::FastHash;
 use super::io::Io;
-use super::scan::{Found, is_preallocated, next_valid_record, parse_found, torn_write_refuted};
+use super::scan::{
+    Found, header_tear_refuted, is_preallocated, next_valid_record, parse_found, torn_write_refuted,
+};
 use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
@@ -345,8 +347,14 @@ fn walk_segment(
             false,
         )),
         Err(e) => {
-            let torn = newest && next_valid_record(bytes, SEGMENT_HEADER_LEN).is_none();
+            let torn = newest && header_tear_refuted(bytes).is_none();
             problems.push(problem(path, 0, e.to_string(), torn));
+            if torn {
+                // Opening starts this segment afresh: nothing in it counts
+                // (records a power loss kept of its first write, if any).
+                visit(Visit::Break);
+                return;
+            }
         }
     }
     let claims = decode_segment_version(bytes).is_ok_and(|v| v >= CLAIMING_VERSION);

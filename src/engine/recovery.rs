@@ -23,7 +23,7 @@ use super::hash::FastHash;
 use super::id_index::MAX_INDEXED_SEGMENT;
 use super::io::Io;
 use super::options::RecoveryMode;
-use super::scan::{Indexer, ScanEnd, next_valid_record, scan_batches, torn_write_refuted};
+use super::scan::{Indexer, ScanEnd, header_tear_refuted, scan_batches, torn_write_refuted};
 use super::segment::{SegmentFile, SegmentSet, create_segment};
 use super::state::State;
 use crate::error::{Error, Result};
@@ -269,8 +269,11 @@ fn recover_newest(
     cut_torn_tail(io, &seg, end, bytes.len() as u64, access)
 }
 
-/// The newest segment's header is bad. If nothing valid follows it, the
-/// segment's creation was torn by a crash: start it afresh. Otherwise it is damage.
+/// The newest segment's header is bad. If nothing valid follows it, or only
+/// records claiming that none of this segment was durable (format §3: the
+/// header is synced with the segment's first write, which a power loss may
+/// have kept in part), the segment's creation was torn by a crash: start it
+/// afresh. Otherwise it is damage.
 fn torn_header(
     io: &Io,
     seg: &SegmentFile,
@@ -280,7 +283,7 @@ fn torn_header(
     rec: &mut Recovered,
 ) -> Result<()> {
     let damaged = matches!(err, SegmentHeaderError::UnsupportedVersion(_))
-        || next_valid_record(bytes, SEGMENT_HEADER_LEN).is_some();
+        || header_tear_refuted(bytes).is_some();
     match access {
         _ if damaged => Err(Error::corrupt(&seg.path, 0, err.to_string())),
         Access::ReadOnly => Ok(()),

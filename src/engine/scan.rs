@@ -15,6 +15,7 @@ use crate::format::event_codec::{self, BodyKeys};
 use crate::format::record::{
     RECORD_HEADER_LEN, RecordHeader, RecordParse, pack_position, parse_record, position_segment,
 };
+use crate::format::segment::SEGMENT_HEADER_LEN;
 
 /// One complete, checksum-verified record found by a scan.
 #[derive(Debug, Clone, Copy)]
@@ -136,6 +137,16 @@ pub(crate) fn scan_batches<'a>(
 pub(crate) fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
         .find(|&p| parse_found(&bytes[p..], p as u64).is_ok())
+}
+
+/// The offset of a valid record in `bytes`, a newest segment whose header
+/// is bad, showing that the header was durable before (so its damage is not
+/// a torn creation), or `None`. Claims are read whatever the version (the
+/// header that would tell it is gone): records of segments before version 3
+/// and buffered ones claim nothing, which counts as evidence as before, and
+/// a claim of at most 32 says that nothing of this segment was durable.
+pub(crate) fn header_tear_refuted(bytes: &[u8]) -> Option<usize> {
+    torn_write_refuted(bytes, 0, SEGMENT_HEADER_LEN as u64, true)
 }
 
 /// The offset of a valid record after the damage at `damaged` (both
