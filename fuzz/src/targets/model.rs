@@ -227,16 +227,20 @@ fn power_loss(
         .map(|(e, _)| (e.session_id.clone(), e.sequence_number.expect("stored")))
         .collect();
     // Where the last write starts: its first record (a batch is written in
-    // log order, within one segment).
-    let mut start: Option<(PathBuf, u64)> = None;
+    // log order, within one segment). Only a write to the newest segment
+    // can be torn: a segment is synced before the next one is created (a
+    // crash step may have cut records of a newer segment, leaving it empty).
+    let newest = newest_segment(dir);
+    let mut start: Option<u64> = None;
     sessionlog::engine::inspect::scan(dir, |r| {
-        if start.is_none() && written.iter().any(|(s, n)| *s == r.session_id && *n == r.sequence) {
-            start = Some((r.file.clone(), r.offset));
+        let ours = written.iter().any(|(s, n)| *s == r.session_id && *n == r.sequence);
+        if start.is_none() && ours && Some(&r.file) == newest.as_ref() {
+            start = Some(r.offset);
         }
     })
     .expect("scan");
-    if let Some((path, start)) = start {
-        drop_sectors(&path, start, seed);
+    if let (Some(path), Some(start)) = (&newest, start) {
+        drop_sectors(path, start, seed);
     }
     let log = LogStore::open_with(dir, opts.clone()).expect("a power loss must not fail the open");
     let log = rebase(log, checker, stored);
