@@ -283,11 +283,9 @@ impl Core {
             return None;
         }
         if !window.holds(segment, off, end) {
+            // Only an unmapped active segment has a file here: the window
+            // is off wherever records are read in place (`Window::aim`).
             let seg = self.segments.get(segment)?;
-            if seg.has_active_map() {
-                // Read in place through the map: nothing to copy.
-                return None;
-            }
             let file = seg.file()?;
             let start = end
                 .saturating_sub(WINDOW_MAX)
