@@ -78,10 +78,13 @@ impl Core {
             rec.active_end,
             (opts.segment_size, opts.sync == SyncPolicy::Always),
         )?;
-        // Everything recovered is durable from here on, so the new records'
-        // claims (`durable_before`, format §3), which start from `end`, are true.
-        writer.sync()?;
         let claims = (opts.sync == SyncPolicy::Always, writer.claims());
+        if claims.0 && claims.1 {
+            // Everything recovered is durable from here on, so the new
+            // records' claims (`durable_before`, format §3), which start
+            // from `end`, are true. Without claims, the first sync covers it.
+            writer.sync()?;
+        }
         state.pending = PendingLog::starting_at(end, chunk_capacity, claims);
         Ok(Core {
             dir: dir.to_path_buf(),
