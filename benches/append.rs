@@ -20,7 +20,13 @@ fn single(c: &mut Criterion) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = open(dir.path(), sync);
         let template = event_of_size("bench", EventType::MessageSent, 256);
-        g.bench_function(name, |b| b.iter(|| store.append_event_with_sequence(fresh(&template)).expect("append")));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                store
+                    .append_event_with_sequence(fresh(&template))
+                    .expect("append")
+            })
+        });
     }
     g.finish();
 }
@@ -36,16 +42,22 @@ fn durable_from_threads(store: &Arc<sessionlog::LogStore>, threads: usize, iters
                 let template = event_of_size(&format!("thread-{t}"), EventType::MessageSent, 256);
                 barrier.wait();
                 for _ in 0..per_thread {
-                    store.append_event_with_sequence(fresh(&template)).expect("append");
+                    store
+                        .append_event_with_sequence(fresh(&template))
+                        .expect("append");
                 }
             })
         })
         .collect();
     barrier.wait();
     let start = Instant::now();
-    handles.into_iter().for_each(|h| h.join().expect("appender"));
+    handles
+        .into_iter()
+        .for_each(|h| h.join().expect("appender"));
     // Per event of `iters` (a thread may do a few more than its share).
-    start.elapsed().mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_thread * threads as u64) as f64)
 }
 
 fn durable_threads(c: &mut Criterion) {
@@ -71,7 +83,11 @@ fn batches(c: &mut Criterion) {
         for size in [10usize, 100] {
             g.throughput(Throughput::Elements(size as u64));
             g.bench_with_input(BenchmarkId::new(name, size), &size, |b, &n| {
-                b.iter(|| store.append_events((0..n).map(|_| fresh(&template)).collect()).expect("batch"));
+                b.iter(|| {
+                    store
+                        .append_events((0..n).map(|_| fresh(&template)).collect())
+                        .expect("batch")
+                });
             });
         }
     }
@@ -83,7 +99,11 @@ fn duplicates(c: &mut Criterion) {
     let store = open(dir.path(), SyncPolicy::Never);
     let template = event_of_size("bench", EventType::MessageSent, 256);
     let stored: Vec<_> = (0..10_000)
-        .map(|_| store.append_event_with_sequence(fresh(&template)).expect("append"))
+        .map(|_| {
+            store
+                .append_event_with_sequence(fresh(&template))
+                .expect("append")
+        })
         .collect();
     let mut i = 0;
     let mut g = c.benchmark_group("append/duplicate");
@@ -91,7 +111,9 @@ fn duplicates(c: &mut Criterion) {
     g.bench_function("known_id_in_10k", |b| {
         b.iter(|| {
             i = (i + 7919) % stored.len();
-            store.append_event_with_sequence(stored[i].clone()).expect("duplicate")
+            store
+                .append_event_with_sequence(stored[i].clone())
+                .expect("duplicate")
         });
     });
     g.finish();

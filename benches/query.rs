@@ -14,7 +14,11 @@ use sessionlog::{EventQuery, EventType, SessionStore, SyncPolicy};
 use support::{build_log, full, open, session_name};
 
 fn pages(c: &mut Criterion) {
-    let sizes: &[usize] = if full() { &[10_000, 1_000_000, 10_000_000] } else { &[10_000, 100_000] };
+    let sizes: &[usize] = if full() {
+        &[10_000, 1_000_000, 10_000_000]
+    } else {
+        &[10_000, 100_000]
+    };
     let mut g = c.benchmark_group("query/page100");
     g.throughput(Throughput::Elements(100));
     for &total in sizes {

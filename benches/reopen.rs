@@ -22,7 +22,8 @@ use support::{full, open};
 fn fill(store: &LogStore, bytes: u64) {
     let body = "x".repeat(4000);
     for n in 0..bytes / 4096 {
-        let e = Event::new(format!("fill-{}", n % 16), EventType::MessageStreamed).with_data("text", body.as_str());
+        let e = Event::new(format!("fill-{}", n % 16), EventType::MessageStreamed)
+            .with_data("text", body.as_str());
         store.append_event_with_sequence(e).expect("append");
     }
 }
@@ -40,14 +41,24 @@ fn copy_as_killed(from: &Path, to: &Path) {
         std::fs::copy(p, to.join(p.file_name().expect("name"))).expect("copy segment");
     }
     if let Some(last) = segs.last() {
-        let mut f = std::fs::OpenOptions::new().append(true).open(to.join(last.file_name().expect("name"))).expect("open");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(to.join(last.file_name().expect("name")))
+            .expect("open");
         std::io::Write::write_all(&mut f, &[7u8; 100]).expect("torn tail");
     }
 }
 
 fn time_open(dir: &Path) -> Duration {
     let start = Instant::now();
-    let store = LogStore::open_with(dir, LogOptions { sync: SyncPolicy::Never, ..LogOptions::default() }).expect("reopen");
+    let store = LogStore::open_with(
+        dir,
+        LogOptions {
+            sync: SyncPolicy::Never,
+            ..LogOptions::default()
+        },
+    )
+    .expect("reopen");
     let took = start.elapsed();
     drop(store);
     took

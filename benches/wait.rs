@@ -21,8 +21,14 @@ fn wakeups(store: &Arc<sessionlog::LogStore>, iters: u64) -> Duration {
         let store = store.clone();
         std::thread::spawn(move || {
             for after in go_rx {
-                let q = EventQuery::new().after(after).limit(100).wait_timeout(Duration::from_secs(5));
-                assert!(!store.get_events("poll", &q).expect("long-poll").is_empty(), "timed out");
+                let q = EventQuery::new()
+                    .after(after)
+                    .limit(100)
+                    .wait_timeout(Duration::from_secs(5));
+                assert!(
+                    !store.get_events("poll", &q).expect("long-poll").is_empty(),
+                    "timed out"
+                );
                 done_tx.send(Instant::now()).expect("report");
             }
         })
@@ -34,9 +40,14 @@ fn wakeups(store: &Arc<sessionlog::LogStore>, iters: u64) -> Duration {
         go_tx.send(after).expect("go");
         // Let the reader park in its wait before the append.
         std::thread::sleep(Duration::from_micros(300));
-        store.append_event_with_sequence(fresh(&template)).expect("append");
+        store
+            .append_event_with_sequence(fresh(&template))
+            .expect("append");
         let acked = Instant::now();
-        total += done_rx.recv().expect("reader").saturating_duration_since(acked);
+        total += done_rx
+            .recv()
+            .expect("reader")
+            .saturating_duration_since(acked);
     }
     drop(go_tx);
     reader.join().expect("reader");
@@ -56,20 +67,30 @@ fn longpoll(c: &mut Criterion) {
 /// Appends `iters` events on one thread while a subscriber receives them.
 fn delivered(store: &Arc<sessionlog::LogStore>, session: &str, iters: u64) -> Duration {
     let from = store.get_latest_sequence(session).expect("latest") + 1;
-    let sub = subscribe(store.clone(), session, SubscribeOptions { from_sequence: from, ..Default::default() })
-        .expect("subscribe");
+    let sub = subscribe(
+        store.clone(),
+        session,
+        SubscribeOptions {
+            from_sequence: from,
+            ..Default::default()
+        },
+    )
+    .expect("subscribe");
     let start = Instant::now();
     let writer = {
         let (store, session) = (store.clone(), session.to_string());
         std::thread::spawn(move || {
             let template = event_of_size(&session, EventType::MessageStreamed, 256);
             for _ in 0..iters {
-                store.append_event_with_sequence(fresh(&template)).expect("append");
+                store
+                    .append_event_with_sequence(fresh(&template))
+                    .expect("append");
             }
         })
     };
     for _ in 0..iters {
-        sub.recv_timeout(Duration::from_secs(10)).expect("delivered");
+        sub.recv_timeout(Duration::from_secs(10))
+            .expect("delivered");
     }
     let took = start.elapsed();
     writer.join().expect("writer");
@@ -82,7 +103,9 @@ fn subscription(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path(), SyncPolicy::Never);
-    g.bench_function("append_to_delivery_never", |b| b.iter_custom(|iters| delivered(&store, "sub", iters)));
+    g.bench_function("append_to_delivery_never", |b| {
+        b.iter_custom(|iters| delivered(&store, "sub", iters))
+    });
     g.finish();
 }
 

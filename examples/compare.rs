@@ -60,8 +60,18 @@ impl Stats {
     /// Stats from per-operation latencies and the case's wall time.
     pub fn from_latencies(mut lat: Vec<Duration>, elapsed: Duration) -> Stats {
         lat.sort_unstable();
-        let pick = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or_default();
-        Stats { ops: lat.len(), elapsed, p50: pick(0.5), p99: pick(0.99), max: lat.last().copied().unwrap_or_default() }
+        let pick = |q: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        Stats {
+            ops: lat.len(),
+            elapsed,
+            p50: pick(0.5),
+            p99: pick(0.99),
+            max: lat.last().copied().unwrap_or_default(),
+        }
     }
 
     /// Operations per second.
@@ -89,7 +99,10 @@ struct Config {
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl Config {
@@ -99,7 +112,8 @@ impl Config {
         Config {
             secs: Duration::from_secs(env_num("COMPARE_SECS", if full { 10 } else { 3 })),
             threads: env_num("COMPARE_THREADS", 64) as usize,
-            buffered_n: env_num("COMPARE_BUFFERED_N", if full { 1_000_000 } else { 300_000 }) as usize,
+            buffered_n: env_num("COMPARE_BUFFERED_N", if full { 1_000_000 } else { 300_000 })
+                as usize,
             big: env_num("COMPARE_BIG", if full { 10_000_000 } else { 1_000_000 }) as usize,
             small: env_num("COMPARE_SMALL", 10_000) as usize,
             kill_bytes: env_num("COMPARE_KILL_MB", 1024) << 20,
@@ -107,14 +121,20 @@ impl Config {
             dir,
             bodies: std::env::var("COMPARE_BODIES")
                 .ok()
-                .map_or(vec![256, 4096], |v| v.split(',').filter_map(|b| b.parse().ok()).collect()),
+                .map_or(vec![256, 4096], |v| {
+                    v.split(',').filter_map(|b| b.parse().ok()).collect()
+                }),
             sqlite: std::env::var("COMPARE_SQLITE").map_or(true, |v| v != "0"),
-            only: std::env::var("COMPARE_ONLY").ok().map(|v| v.split(',').map(str::to_string).collect()),
+            only: std::env::var("COMPARE_ONLY")
+                .ok()
+                .map(|v| v.split(',').map(str::to_string).collect()),
         }
     }
 
     fn runs(&self, section: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|s| s == section))
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == section))
     }
 
     fn tempdir(&self) -> tempfile::TempDir {
@@ -148,44 +168,80 @@ struct Results {
 
 impl Results {
     fn row(&mut self, name: impl Into<String>, disk: String, log: String, sqlite: String) {
-        let row = Row { name: name.into(), disk, log, sqlite };
-        println!("  {:<44} disk {:<26} log {:<26} sqlite {}", row.name, row.disk, row.log, row.sqlite);
+        let row = Row {
+            name: name.into(),
+            disk,
+            log,
+            sqlite,
+        };
+        println!(
+            "  {:<44} disk {:<26} log {:<26} sqlite {}",
+            row.name, row.disk, row.log, row.sqlite
+        );
         self.rows.push(row);
     }
 
     fn ratio(&mut self, name: impl Into<String>, value: f64, target: &str, met: bool) {
-        self.ratios.push((name.into(), value, target.to_string(), met));
+        self.ratios
+            .push((name.into(), value, target.to_string(), met));
     }
 
     fn print(&self) {
-        let log = if logstore::REAL { "LogStore" } else { "MemoryStore (LogStore stand-in)" };
+        let log = if logstore::REAL {
+            "LogStore"
+        } else {
+            "MemoryStore (LogStore stand-in)"
+        };
         println!("\n| workload | disk limit | {log} | SQLite |\n|---|---|---|---|");
         for r in &self.rows {
             println!("| {} | {} | {} | {} |", r.name, r.disk, r.log, r.sqlite);
         }
         println!("\n| ratio (issue 6 target) | measured | target | met |\n|---|---|---|---|");
         for (name, value, target, met) in &self.ratios {
-            println!("| {name} | {value:.3} | {target} | {} |", if *met { "yes" } else { "NO" });
+            println!(
+                "| {name} | {value:.3} | {target} | {} |",
+                if *met { "yes" } else { "NO" }
+            );
         }
     }
 }
 
 fn fmt_rate(s: &Stats) -> String {
-    format!("{:.0}/s p50 {} p99 {} max {}", s.rate(), fmt_dur(s.p50), fmt_dur(s.p99), fmt_dur(s.max))
+    format!(
+        "{:.0}/s p50 {} p99 {} max {}",
+        s.rate(),
+        fmt_dur(s.p50),
+        fmt_dur(s.p99),
+        fmt_dur(s.max)
+    )
 }
 
 fn fmt_dur(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 { format!("{us:.1}µs") } else { format!("{:.2}ms", us / 1000.0) }
+    if us < 1000.0 {
+        format!("{us:.1}µs")
+    } else {
+        format!("{:.2}ms", us / 1000.0)
+    }
 }
 
 fn fmt_mem(m: Mem, events: usize) -> String {
     let per = |b: i64| b as f64 / events.max(1) as f64;
-    format!("heap {:.1} B/ev, anon RSS {:.1} B/ev", per(m.heap), per(m.rss))
+    format!(
+        "heap {:.1} B/ev, anon RSS {:.1} B/ev",
+        per(m.heap),
+        per(m.rss)
+    )
 }
 
 /// Appends `body`-byte events to one session until `max` or `budget` runs out.
-fn append_loop(store: &dyn SessionStore, session: &str, body: usize, max: usize, budget: Duration) -> Stats {
+fn append_loop(
+    store: &dyn SessionStore,
+    session: &str,
+    body: usize,
+    max: usize,
+    budget: Duration,
+) -> Stats {
     let lat = append_latencies(store, session, body, max, budget);
     // The rate over the appends alone (event generation is left out).
     let busy = lat.iter().sum();
@@ -195,7 +251,13 @@ fn append_loop(store: &dyn SessionStore, session: &str, body: usize, max: usize,
 /// The latency of each append of [`append_loop`]. Events are made before the
 /// clock starts (in chunks), so the rate is the store's, not the id generator's.
 /// Chunks start small and double (up to 1 MiB of bodies).
-fn append_latencies(store: &dyn SessionStore, session: &str, body: usize, max: usize, budget: Duration) -> Vec<Duration> {
+fn append_latencies(
+    store: &dyn SessionStore,
+    session: &str,
+    body: usize,
+    max: usize,
+    budget: Duration,
+) -> Vec<Duration> {
     append_from(store, Vec::new(), (session, body), max, budget).0
 }
 
@@ -244,7 +306,10 @@ fn append_from(
 /// `n` copies of `template`, each with its own id.
 fn make_events(template: &Event, n: usize) -> Vec<Event> {
     (0..n)
-        .map(|_| Event { id: Event::new(&*template.session_id, template.event_type).id, ..template.clone() })
+        .map(|_| Event {
+            id: Event::new(&*template.session_id, template.event_type).id,
+            ..template.clone()
+        })
         .collect()
 }
 
@@ -257,15 +322,25 @@ const PREMADE_BYTES: usize = 1 << 30;
 /// if it runs out): with 64 threads sharing two cores, events made while
 /// the clock runs would take the store's share of the cores. For the same
 /// reason the events the store returns are dropped only after the clock stops.
-fn append_threads(store: Arc<dyn SessionStore>, threads: usize, body: usize, budget: Duration) -> Stats {
+fn append_threads(
+    store: Arc<dyn SessionStore>,
+    threads: usize,
+    body: usize,
+    budget: Duration,
+) -> Stats {
     let barrier = Arc::new(Barrier::new(threads + 1));
-    let premade = ((budget.as_secs_f64() * 4000.0) as usize).min(PREMADE_BYTES / threads / (body + 256)).max(1);
+    let premade = ((budget.as_secs_f64() * 4000.0) as usize)
+        .min(PREMADE_BYTES / threads / (body + 256))
+        .max(1);
     let handles: Vec<_> = (0..threads)
         .map(|i| {
             let (store, barrier) = (store.clone(), barrier.clone());
             std::thread::spawn(move || {
                 let session = format!("thread-{i}");
-                let made = make_events(&event_of_size(&session, EventType::MessageSent, body), premade);
+                let made = make_events(
+                    &event_of_size(&session, EventType::MessageSent, body),
+                    premade,
+                );
                 barrier.wait();
                 append_from(&*store, made, (&session, body), usize::MAX, budget)
             })
@@ -273,10 +348,16 @@ fn append_threads(store: Arc<dyn SessionStore>, threads: usize, body: usize, bud
         .collect();
     barrier.wait();
     let start = Instant::now();
-    let done: Vec<_> = handles.into_iter().map(|h| h.join().expect("appender")).collect();
+    let done: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("appender"))
+        .collect();
     let elapsed = start.elapsed();
     // Appended and unused events are dropped here, off the clock.
-    Stats::from_latencies(done.into_iter().flat_map(|(lat, _events)| lat).collect(), elapsed)
+    Stats::from_latencies(
+        done.into_iter().flat_map(|(lat, _events)| lat).collect(),
+        elapsed,
+    )
 }
 
 /// Rounds each timed comparison is cut into: the systems take turns, so a
@@ -287,7 +368,12 @@ fn section_disk(cfg: &Config, res: &mut Results) {
     println!("== disk limit: sequential bandwidth");
     let tmp = cfg.tempdir();
     let bw = disk::sequential_bandwidth(tmp.path(), 1 << 30);
-    res.row("sequential write 1 GiB + fdatasync", format!("{:.0} MiB/s", bw / f64::from(1 << 20)), "-".into(), "-".into());
+    res.row(
+        "sequential write 1 GiB + fdatasync",
+        format!("{:.0} MiB/s", bw / f64::from(1 << 20)),
+        "-".into(),
+        "-".into(),
+    );
 }
 
 /// Stats of latencies gathered over several rounds (the rate is over the
@@ -311,17 +397,43 @@ fn section_durable(cfg: &Config, res: &mut Results) {
             // A record on disk is the body plus the engine's 32-byte header.
             r.extend(raw.run(body + 32, slice));
             rp.extend(raw_pre.run(body + 32, slice));
-            l.extend(append_latencies(&*log.store(), "single", body, usize::MAX, slice));
+            l.extend(append_latencies(
+                &*log.store(),
+                "single",
+                body,
+                usize::MAX,
+                slice,
+            ));
             s.extend(append_latencies(&sq, "single", body, usize::MAX, slice));
         }
         log.close();
         let (r, rp, l, s) = (merged(r), merged(rp), merged(l), merged(s));
-        res.row(format!("durable append, 1 thread, {body} B"), fmt_rate(&r), fmt_rate(&l), fmt_rate(&s));
-        res.row(format!("raw write+fdatasync over preallocated zeros, {body} B"), fmt_rate(&rp), "-".into(), "-".into());
+        res.row(
+            format!("durable append, 1 thread, {body} B"),
+            fmt_rate(&r),
+            fmt_rate(&l),
+            fmt_rate(&s),
+        );
+        res.row(
+            format!("raw write+fdatasync over preallocated zeros, {body} B"),
+            fmt_rate(&rp),
+            "-".into(),
+            "-".into(),
+        );
         let v = l.rate() / r.rate();
-        res.ratio(format!("single durable {body} B / raw write+fdatasync"), v, ">= 0.85", v >= 0.85);
+        res.ratio(
+            format!("single durable {body} B / raw write+fdatasync"),
+            v,
+            ">= 0.85",
+            v >= 0.85,
+        );
         let v = l.rate() / rp.rate();
-        res.ratio(format!("single durable {body} B / raw over preallocated zeros"), v, ">= 0.85", v >= 0.85);
+        res.ratio(
+            format!("single durable {body} B / raw over preallocated zeros"),
+            v,
+            ">= 0.85",
+            v >= 0.85,
+        );
     }
 }
 
@@ -332,7 +444,8 @@ fn section_threads(cfg: &Config, res: &mut Results) {
     for &body in &cfg.bodies {
         let (ld, sd) = (cfg.tempdir(), cfg.tempdir());
         let log = Log::open(ld.path(), true);
-        let sq: Arc<dyn SessionStore> = Arc::new(SqliteStore::open(sd.path(), true).expect("sqlite"));
+        let sq: Arc<dyn SessionStore> =
+            Arc::new(SqliteStore::open(sd.path(), true).expect("sqlite"));
         let (mut one, mut many, mut sqm) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             one.push(append_threads(log.store(), 1, body, slice));
@@ -341,12 +454,32 @@ fn section_threads(cfg: &Config, res: &mut Results) {
         }
         log.close();
         let (one, many, sqm) = (sum_rounds(&one), sum_rounds(&many), sum_rounds(&sqm));
-        res.row(format!("durable append, 1 thread, {body} B (this section)"), "-".into(), fmt_rate(&one), "-".into());
-        res.row(format!("durable append, {n} threads, {body} B"), "-".into(), fmt_rate(&many), fmt_rate(&sqm));
+        res.row(
+            format!("durable append, 1 thread, {body} B (this section)"),
+            "-".into(),
+            fmt_rate(&one),
+            "-".into(),
+        );
+        res.row(
+            format!("durable append, {n} threads, {body} B"),
+            "-".into(),
+            fmt_rate(&many),
+            fmt_rate(&sqm),
+        );
         let v = many.rate() / one.rate();
-        res.ratio(format!("{n} durable {body} B / single durable"), v, ">= 20", v >= 20.0);
+        res.ratio(
+            format!("{n} durable {body} B / single durable"),
+            v,
+            ">= 20",
+            v >= 20.0,
+        );
         let v = many.rate() / sqm.rate();
-        res.ratio(format!("{n} durable {body} B / SQLite {n} durable"), v, ">= 30", v >= 30.0);
+        res.ratio(
+            format!("{n} durable {body} B / SQLite {n} durable"),
+            v,
+            ">= 30",
+            v >= 30.0,
+        );
     }
 }
 
@@ -367,17 +500,38 @@ fn section_buffered(cfg: &Config, res: &mut Results) {
     for &body in &cfg.bodies {
         let (ld, sd) = (cfg.tempdir(), cfg.tempdir());
         let log = Log::open(ld.path(), false);
-        let l = append_loop(&*log.store(), "buffered", body, cfg.buffered_n, cfg.secs * 3);
+        let l = append_loop(
+            &*log.store(),
+            "buffered",
+            body,
+            cfg.buffered_n,
+            cfg.secs * 3,
+        );
         log.close();
         if !cfg.sqlite {
-            res.row(format!("buffered append, 1 thread, {body} B"), "-".into(), fmt_rate(&l), "skipped".into());
+            res.row(
+                format!("buffered append, 1 thread, {body} B"),
+                "-".into(),
+                fmt_rate(&l),
+                "skipped".into(),
+            );
             continue;
         }
         let sq = SqliteStore::open(sd.path(), false).expect("sqlite");
         let s = append_loop(&sq, "buffered", body, cfg.buffered_n, cfg.secs * 3);
-        res.row(format!("buffered append, 1 thread, {body} B"), "-".into(), fmt_rate(&l), fmt_rate(&s));
+        res.row(
+            format!("buffered append, 1 thread, {body} B"),
+            "-".into(),
+            fmt_rate(&l),
+            fmt_rate(&s),
+        );
         if body == 256 {
-            res.ratio("buffered 256 B events/s", l.rate(), ">= 1,000,000", l.rate() >= 1e6);
+            res.ratio(
+                "buffered 256 B events/s",
+                l.rate(),
+                ">= 1,000,000",
+                l.rate() >= 1e6,
+            );
             let v = l.rate() / s.rate();
             res.ratio("buffered 256 B / SQLite buffered", v, ">= 5", v >= 5.0);
         }
@@ -395,13 +549,20 @@ struct Shape {
 impl Shape {
     fn of(total: usize) -> Shape {
         let per_session = 1000.min(total);
-        Shape { sessions: total / per_session, per_session }
+        Shape {
+            sessions: total / per_session,
+            per_session,
+        }
     }
 }
 
 /// Four event types in turn, so a type filter keeps one event in four.
-const KINDS: [EventType; 4] =
-    [EventType::MessageSent, EventType::MessageReceived, EventType::ToolCallStarted, EventType::ToolCallCompleted];
+const KINDS: [EventType; 4] = [
+    EventType::MessageSent,
+    EventType::MessageReceived,
+    EventType::ToolCallStarted,
+    EventType::ToolCallCompleted,
+];
 
 /// Fills `store` with a log of `shape`, 256 B events, in batches of 1000.
 fn build_log(store: &dyn SessionStore, shape: Shape) -> Duration {
@@ -412,7 +573,9 @@ fn build_log(store: &dyn SessionStore, shape: Shape) -> Duration {
         for s in 0..shape.sessions {
             batch.push(event_of_size(&format!("session-{s:07}"), kind, 256));
             if batch.len() == 1000 {
-                store.append_events(std::mem::take(&mut batch)).expect("build");
+                store
+                    .append_events(std::mem::take(&mut batch))
+                    .expect("build");
             }
         }
         if !batch.is_empty() {
@@ -424,7 +587,13 @@ fn build_log(store: &dyn SessionStore, shape: Shape) -> Duration {
 
 /// Median latency of `get_events(after: k, limit: 100)` at random sessions
 /// and cursors (picked from `seed`).
-fn page_queries(store: &dyn SessionStore, shape: Shape, filtered: bool, samples: usize, seed: u64) -> Stats {
+fn page_queries(
+    store: &dyn SessionStore,
+    shape: Shape,
+    filtered: bool,
+    samples: usize,
+    seed: u64,
+) -> Stats {
     let mut lat = Vec::with_capacity(samples);
     let mut x: u64 = seed;
     let start = Instant::now();
@@ -434,7 +603,11 @@ fn page_queries(store: &dyn SessionStore, shape: Shape, filtered: bool, samples:
         x ^= x >> 7;
         x ^= x << 17;
         let session = format!("session-{:07}", x as usize % shape.sessions);
-        let span = if filtered { shape.per_session.saturating_sub(400) } else { shape.per_session - 100 };
+        let span = if filtered {
+            shape.per_session.saturating_sub(400)
+        } else {
+            shape.per_session - 100
+        };
         let after = (x >> 32) as usize % span.max(1);
         let mut q = EventQuery::new().after(after as u64).limit(100);
         if filtered {
@@ -488,7 +661,10 @@ fn sqlite_pages(cfg: &Config, shape: Shape) -> Option<SqlitePages> {
 }
 
 fn section_query(cfg: &Config, res: &mut Results) {
-    println!("== cursor pages (after k, limit 100) on {} and {} event logs", cfg.small, cfg.big);
+    println!(
+        "== cursor pages (after k, limit 100) on {} and {} event logs",
+        cfg.small, cfg.big
+    );
     let mut log_p50 = Vec::new();
     let mut sql_p50 = Vec::new();
     for total in [cfg.small, cfg.big] {
@@ -507,36 +683,95 @@ fn section_query(cfg: &Config, res: &mut Results) {
         drop(ld);
         let sq = sqlite_pages(cfg, shape);
         let t = |d: Duration| format!("built in {:.1}s", d.as_secs_f64());
-        let or_skip = |f: &dyn Fn(&SqlitePages) -> String| sq.as_ref().map_or("skipped".to_string(), f);
-        res.row(format!("build {events} events (batches of 1000)"), "-".into(), t(build), or_skip(&|s| t(s.build)));
-        res.row(format!("page of 100, {events}-event log, first touch"), "-".into(), fmt_rate(&lp.first), or_skip(&|s| fmt_rate(&s.pages.first)));
-        res.row(format!("page of 100, {events}-event log"), "-".into(), fmt_rate(&lp.unfiltered), or_skip(&|s| fmt_rate(&s.pages.unfiltered)));
-        res.row(format!("page of 100 by type, {events}-event log"), "-".into(), fmt_rate(&lp.by_type), or_skip(&|s| fmt_rate(&s.pages.by_type)));
-        res.row(format!("memory after build, {events} events"), "-".into(), fmt_mem(mem, events), or_skip(&|s| fmt_mem(s.mem, events)));
+        let or_skip =
+            |f: &dyn Fn(&SqlitePages) -> String| sq.as_ref().map_or("skipped".to_string(), f);
+        res.row(
+            format!("build {events} events (batches of 1000)"),
+            "-".into(),
+            t(build),
+            or_skip(&|s| t(s.build)),
+        );
+        res.row(
+            format!("page of 100, {events}-event log, first touch"),
+            "-".into(),
+            fmt_rate(&lp.first),
+            or_skip(&|s| fmt_rate(&s.pages.first)),
+        );
+        res.row(
+            format!("page of 100, {events}-event log"),
+            "-".into(),
+            fmt_rate(&lp.unfiltered),
+            or_skip(&|s| fmt_rate(&s.pages.unfiltered)),
+        );
+        res.row(
+            format!("page of 100 by type, {events}-event log"),
+            "-".into(),
+            fmt_rate(&lp.by_type),
+            or_skip(&|s| fmt_rate(&s.pages.by_type)),
+        );
+        res.row(
+            format!("memory after build, {events} events"),
+            "-".into(),
+            fmt_mem(mem, events),
+            or_skip(&|s| fmt_mem(s.mem, events)),
+        );
         if let Some(m) = reopened {
-            res.row(format!("memory after reopen, {events} events"), "-".into(), fmt_mem(m, events), "-".into());
+            res.row(
+                format!("memory after reopen, {events} events"),
+                "-".into(),
+                fmt_mem(m, events),
+                "-".into(),
+            );
         }
         if total == cfg.big {
             let per = reopened.unwrap_or(mem).heap as f64 / events as f64;
-            res.ratio(format!("memory B/event at {events} events (heap)"), per, "<= 32 (at 10M)", per <= 32.0);
+            res.ratio(
+                format!("memory B/event at {events} events (heap)"),
+                per,
+                "<= 32 (at 10M)",
+                per <= 32.0,
+            );
         }
         log_p50.push((lp.first.p50, lp.unfiltered.p50));
         sql_p50.push(sq.map(|s| s.pages.unfiltered.p50));
     }
     let v = log_p50[1].1.as_secs_f64() / log_p50[0].1.as_secs_f64();
-    res.ratio(format!("page p50 on {} / on {} events", cfg.big, cfg.small), v, "<= 2 (10M vs 10k)", v <= 2.0);
+    res.ratio(
+        format!("page p50 on {} / on {} events", cfg.big, cfg.small),
+        v,
+        "<= 2 (10M vs 10k)",
+        v <= 2.0,
+    );
     let v = log_p50[1].0.as_secs_f64() / log_p50[0].0.as_secs_f64();
-    res.ratio(format!("first-touch page p50 on {} / on {} events", cfg.big, cfg.small), v, "reported", v <= 2.0);
+    res.ratio(
+        format!(
+            "first-touch page p50 on {} / on {} events",
+            cfg.big, cfg.small
+        ),
+        v,
+        "reported",
+        v <= 2.0,
+    );
     if let Some(sql) = sql_p50[1] {
         let v = sql.as_secs_f64() / log_p50[1].1.as_secs_f64();
-        res.ratio(format!("SQLite page p50 / LogStore page p50, {} events", cfg.big), v, ">= 2", v >= 2.0);
+        res.ratio(
+            format!("SQLite page p50 / LogStore page p50, {} events", cfg.big),
+            v,
+            ">= 2",
+            v >= 2.0,
+        );
     }
 }
 
 /// Memory the durable store holds after reopening a query log of `shape`.
 fn reopen_memory(dir: &Path, shape: Shape) -> Option<Mem> {
     let count = |s: &dyn SessionStore| -> u64 {
-        (0..shape.sessions).map(|i| s.get_latest_sequence(&format!("session-{i:07}")).expect("latest")).sum()
+        (0..shape.sessions)
+            .map(|i| {
+                s.get_latest_sequence(&format!("session-{i:07}"))
+                    .expect("latest")
+            })
+            .sum()
     };
     let (took, found, mem) = logstore::reopen(dir, &count)?;
     println!("  reopened {found} events in {:.2}s", took.as_secs_f64());
@@ -552,7 +787,10 @@ fn longpoll(store: Arc<dyn SessionStore>, samples: usize) -> (Stats, Stats) {
         let store = store.clone();
         std::thread::spawn(move || {
             for after in go_rx {
-                let q = EventQuery::new().after(after).limit(100).wait_timeout(Duration::from_secs(5));
+                let q = EventQuery::new()
+                    .after(after)
+                    .limit(100)
+                    .wait_timeout(Duration::from_secs(5));
                 let got = store.get_events("poll", &q).expect("long-poll");
                 assert!(!got.is_empty(), "long-poll timed out");
                 done_tx.send(Instant::now()).expect("report");
@@ -560,7 +798,8 @@ fn longpoll(store: Arc<dyn SessionStore>, samples: usize) -> (Stats, Stats) {
         })
     };
     let start = Instant::now();
-    let (mut after_ack, mut after_call) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    let (mut after_ack, mut after_call) =
+        (Vec::with_capacity(samples), Vec::with_capacity(samples));
     for i in 0..samples as u64 {
         go_tx.send(i).expect("go");
         // Give the reader time to park in its wait before the append.
@@ -576,37 +815,80 @@ fn longpoll(store: Arc<dyn SessionStore>, samples: usize) -> (Stats, Stats) {
     drop(go_tx);
     reader.join().expect("reader");
     let elapsed = start.elapsed();
-    (Stats::from_latencies(after_ack, elapsed), Stats::from_latencies(after_call, elapsed))
+    (
+        Stats::from_latencies(after_ack, elapsed),
+        Stats::from_latencies(after_call, elapsed),
+    )
 }
 
 fn section_longpoll(cfg: &Config, res: &mut Results) {
     println!("== long-poll wake-up (append returns -> waiting reader returns)");
     let fmt = |s: &Stats| format!("p50 {} p99 {}", fmt_dur(s.p50), fmt_dur(s.p99));
     let (m, mc) = longpoll(Arc::new(MemoryStore::new()), 1000);
-    res.row("long-poll wake-up after append returns, MemoryStore", "-".into(), fmt(&m), "n/a (no wait)".into());
-    res.row("long-poll wake-up after append call, MemoryStore", "-".into(), fmt(&mc), "n/a (no wait)".into());
+    res.row(
+        "long-poll wake-up after append returns, MemoryStore",
+        "-".into(),
+        fmt(&m),
+        "n/a (no wait)".into(),
+    );
+    res.row(
+        "long-poll wake-up after append call, MemoryStore",
+        "-".into(),
+        fmt(&mc),
+        "n/a (no wait)".into(),
+    );
     for durable in [false, true] {
         let d = cfg.tempdir();
         let log = Log::open(d.path(), durable);
         let (s, sc) = longpoll(log.store(), 1000);
         log.close();
-        let name = if durable { "SyncPolicy::Always" } else { "SyncPolicy::Never" };
-        res.row(format!("long-poll wake-up after append returns, {name}"), "-".into(), fmt(&s), "n/a (no wait)".into());
-        res.row(format!("long-poll wake-up after append call, {name}"), "-".into(), fmt(&sc), "n/a (no wait)".into());
+        let name = if durable {
+            "SyncPolicy::Always"
+        } else {
+            "SyncPolicy::Never"
+        };
+        res.row(
+            format!("long-poll wake-up after append returns, {name}"),
+            "-".into(),
+            fmt(&s),
+            "n/a (no wait)".into(),
+        );
+        res.row(
+            format!("long-poll wake-up after append call, {name}"),
+            "-".into(),
+            fmt(&sc),
+            "n/a (no wait)".into(),
+        );
         // Under `Never` the conservative measure (from the append call) is
         // taken; under `Always` that one holds the fdatasync, so the wake-up
         // is measured from the append returning, as the target defines it.
-        let (w, how) = if durable { (&s, "after append returns") } else { (&sc, "after append call") };
+        let (w, how) = if durable {
+            (&s, "after append returns")
+        } else {
+            (&sc, "after append call")
+        };
         let us = |d: Duration| d.as_secs_f64() * 1e6;
-        res.ratio(format!("long-poll p50 µs, {how} ({name})"), us(w.p50), "<= 50", w.p50 <= Duration::from_micros(50));
-        res.ratio(format!("long-poll p99 µs, {how} ({name})"), us(w.p99), "<= 500", w.p99 <= Duration::from_micros(500));
+        res.ratio(
+            format!("long-poll p50 µs, {how} ({name})"),
+            us(w.p50),
+            "<= 50",
+            w.p50 <= Duration::from_micros(50),
+        );
+        res.ratio(
+            format!("long-poll p99 µs, {how} ({name})"),
+            us(w.p99),
+            "<= 500",
+            w.p99 <= Duration::from_micros(500),
+        );
     }
 }
 
 fn section_reopen(cfg: &Config, res: &mut Results) {
     let mib = cfg.kill_bytes >> 20;
     let body = cfg.kill_body;
-    println!("== reopen of a {mib} MiB log of {body} B events after SIGKILL and after a clean close");
+    println!(
+        "== reopen of a {mib} MiB log of {body} B events after SIGKILL and after a clean close"
+    );
     let d = cfg.tempdir();
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
         .arg("--fill-until-killed")
@@ -623,27 +905,52 @@ fn section_reopen(cfg: &Config, res: &mut Results) {
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
     let count = |s: &dyn SessionStore| -> u64 {
-        (0..logstore::FILL_SESSIONS).map(|i| s.get_latest_sequence(&format!("fill-{i}")).expect("latest")).sum()
+        (0..logstore::FILL_SESSIONS)
+            .map(|i| s.get_latest_sequence(&format!("fill-{i}")).expect("latest"))
+            .sum()
     };
     let killed = logstore::reopen(d.path(), &count);
     let clean = logstore::reopen(d.path(), &count);
     let fmt = |r: Option<logstore::Reopen>| {
         r.map_or("n/a".to_string(), |(t, n, m)| {
-            format!("{:.3}s ({n} events, heap {} MiB)", t.as_secs_f64(), m.heap >> 20)
+            format!(
+                "{:.3}s ({n} events, heap {} MiB)",
+                t.as_secs_f64(),
+                m.heap >> 20
+            )
         })
     };
-    res.row(format!("reopen {mib} MiB log ({body} B events) after SIGKILL"), "-".into(), fmt(killed), "-".into());
-    res.row(format!("reopen {mib} MiB log ({body} B events) after clean close"), "-".into(), fmt(clean), "-".into());
+    res.row(
+        format!("reopen {mib} MiB log ({body} B events) after SIGKILL"),
+        "-".into(),
+        fmt(killed),
+        "-".into(),
+    );
+    res.row(
+        format!("reopen {mib} MiB log ({body} B events) after clean close"),
+        "-".into(),
+        fmt(clean),
+        "-".into(),
+    );
     if let Some((t, _, _)) = killed {
         let name = format!("reopen s after SIGKILL, {mib} MiB of {body} B events");
-        res.ratio(name, t.as_secs_f64(), "<= 2 (1 GiB)", t.as_secs_f64() <= 2.0);
+        res.ratio(
+            name,
+            t.as_secs_f64(),
+            "<= 2 (1 GiB)",
+            t.as_secs_f64() <= 2.0,
+        );
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "--fill-until-killed") {
-        logstore::fill_until_killed(Path::new(&args[2]), args[3].parse().expect("bytes"), args[4].parse().expect("body"));
+        logstore::fill_until_killed(
+            Path::new(&args[2]),
+            args[3].parse().expect("bytes"),
+            args[4].parse().expect("body"),
+        );
         return;
     }
     let cfg = Config::from_env();

@@ -14,17 +14,29 @@ fn main() -> sessionlog::Result<()> {
     let session = "demo-session";
 
     // 1. Append: each event gets the session's next sequence number.
-    for (i, t) in [EventType::SessionCreated, EventType::SessionStarted, EventType::MessageSent]
-        .into_iter()
-        .enumerate()
+    for (i, t) in [
+        EventType::SessionCreated,
+        EventType::SessionStarted,
+        EventType::MessageSent,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let e = store.append_event_with_sequence(Event::new(session, t).with_data("step", i))?;
-        println!("appended  seq={} type={}", e.sequence_number.unwrap_or(0), e.event_type);
+        println!(
+            "appended  seq={} type={}",
+            e.sequence_number.unwrap_or(0),
+            e.event_type
+        );
     }
 
     // 2. Read by cursor: everything after sequence 1, a page of up to 100.
     for e in store.get_events(session, &EventQuery::new().after(1).limit(100))? {
-        println!("read      seq={} type={}", e.sequence_number.unwrap_or(0), e.event_type);
+        println!(
+            "read      seq={} type={}",
+            e.sequence_number.unwrap_or(0),
+            e.event_type
+        );
     }
 
     // 3. Follow: long-poll from the cursor while a writer appends.
@@ -40,10 +52,15 @@ fn main() -> sessionlog::Result<()> {
     };
     let mut cursor = store.get_latest_sequence(session)?;
     while cursor < 8 {
-        let q = EventQuery::new().after(cursor).wait_timeout(Duration::from_secs(5));
+        let q = EventQuery::new()
+            .after(cursor)
+            .wait_timeout(Duration::from_secs(5));
         for e in store.get_events(session, &q)? {
             cursor = e.sequence_number.unwrap_or(cursor);
-            println!("followed  seq={} type={} data={:?}", cursor, e.event_type, e.data);
+            println!(
+                "followed  seq={} type={} data={:?}",
+                cursor, e.event_type, e.data
+            );
         }
     }
     writer.join().expect("writer thread");

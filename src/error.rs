@@ -33,7 +33,9 @@ pub enum Error {
     },
 
     /// An event timestamp outside what a store can keep exactly (1677-09-21 to 2262-04-11 UTC).
-    #[error("event {id:?} has a timestamp outside 1677-09-21..2262-04-11 UTC that cannot be stored exactly")]
+    #[error(
+        "event {id:?} has a timestamp outside 1677-09-21..2262-04-11 UTC that cannot be stored exactly"
+    )]
     InvalidTimestamp {
         /// The id of the rejected event.
         id: String,

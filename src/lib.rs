@@ -28,25 +28,25 @@ mod event;
 mod query;
 mod time;
 
-pub mod format;
-pub mod store;
-pub mod runtime;
-mod memory;
 pub mod engine;
+pub mod format;
+mod memory;
+pub mod runtime;
+pub mod store;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use engine::{LogOptions, LogStore, RecoveryMode, SyncPolicy};
 pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use memory::MemoryStore;
-pub use engine::{LogOptions, LogStore, RecoveryMode, SyncPolicy};
 pub use query::EventQuery;
-pub use store::SessionStore;
 pub use runtime::{
     EventStream, SessionEvent, SessionServer, StreamOptions, SubscribeOptions, Subscription,
     stream_session_events, subscribe,
 };
+pub use store::SessionStore;
 
 /// Timestamp conversions used by the stores and tools (RFC 3339, Unix nanoseconds).
 pub mod timestamp {

@@ -104,7 +104,10 @@ impl EventQuery {
     /// Whether `event` passes the non-sequence filters (`run_id`, `event_type`, `since`).
     pub fn matches_fields(&self, event: &Event) -> bool {
         self.event_type.is_none_or(|t| event.event_type == t)
-            && self.run_id.as_deref().is_none_or(|r| event.run_id.as_deref() == Some(r))
+            && self
+                .run_id
+                .as_deref()
+                .is_none_or(|r| event.run_id.as_deref() == Some(r))
             && self.since.is_none_or(|since| event.timestamp > since)
     }
 

@@ -109,7 +109,10 @@ mod tests {
         let shifted = parse_rfc3339("2025-06-15T12:30:00.123456789+02:00").unwrap();
         assert_eq!(shifted, t);
         let old = parse_rfc3339("1700-01-01T00:00:00.000000001Z").unwrap();
-        assert_eq!(format_rfc3339(old).unwrap(), "1700-01-01T00:00:00.000000001Z");
+        assert_eq!(
+            format_rfc3339(old).unwrap(),
+            "1700-01-01T00:00:00.000000001Z"
+        );
         assert!(parse_rfc3339("yesterday").is_none());
     }
 }

@@ -50,17 +50,39 @@ fn event_type_api() {
     let parsed: std::result::Result<EventType, Error> = EventType::from_str("tool_call_failed");
     assert_eq!(parsed.unwrap(), EventType::ToolCallFailed);
     let bad = EventType::from_str("nope").unwrap_err().to_string();
-    assert!(bad.contains("nope"), "the error names the bad string: {bad}");
-    assert_eq!(serde_json::to_string(&EventType::MessageSent).unwrap(), "\"message_sent\"");
+    assert!(
+        bad.contains("nope"),
+        "the error names the bad string: {bad}"
+    );
+    assert_eq!(
+        serde_json::to_string(&EventType::MessageSent).unwrap(),
+        "\"message_sent\""
+    );
 }
 
 #[test]
 fn event_api_and_serde_shape() {
     let e: Event = Event::new(String::from("s"), EventType::MessageSent);
     assert!(e.id.starts_with("evt_") && e.id.len() == 36);
-    assert!(e.id[4..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    let Event { id: _, session_id, run_id, event_type: _, timestamp: _, sequence_number, data, metadata } = e;
-    assert_eq!((session_id.as_str(), run_id, sequence_number), ("s", None, None));
+    assert!(
+        e.id[4..]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    let Event {
+        id: _,
+        session_id,
+        run_id,
+        event_type: _,
+        timestamp: _,
+        sequence_number,
+        data,
+        metadata,
+    } = e;
+    assert_eq!(
+        (session_id.as_str(), run_id, sequence_number),
+        ("s", None, None)
+    );
     assert!(data.is_empty() && metadata.is_empty());
 
     let minimal = r#"{"id":"x","session_id":"s","event_type":"run_started",
@@ -94,24 +116,40 @@ fn query_fields_are_public_and_default() {
 fn store_constructors_and_options() {
     let dir = tempfile::tempdir().unwrap();
     let path: &Path = dir.path();
-    let opts = LogOptions { sync: SyncPolicy::Never, ..LogOptions::default() };
+    let opts = LogOptions {
+        sync: SyncPolicy::Never,
+        ..LogOptions::default()
+    };
     let store: LogStore = LogStore::open_with(path.join("a"), opts).unwrap();
     let _: Result<()> = store.close();
     let store: LogStore = LogStore::open(path.join("b")).unwrap();
-    assert!(matches!(LogStore::open(path.join("b")), Err(Error::Locked { .. })));
+    assert!(matches!(
+        LogStore::open(path.join("b")),
+        Err(Error::Locked { .. })
+    ));
     drop(store);
     let _memory: MemoryStore = MemoryStore::new();
     let defaults = StreamOptions::default();
     assert_eq!((defaults.after, defaults.limit), (0, 100));
     assert_eq!(defaults.poll_interval, Duration::from_millis(250));
-    assert!(defaults.wait_timeout.is_none() && defaults.run_id.is_none() && defaults.event_type.is_none());
+    assert!(
+        defaults.wait_timeout.is_none()
+            && defaults.run_id.is_none()
+            && defaults.event_type.is_none()
+    );
 }
 
 #[test]
 fn subscription_api() {
     let store = Arc::new(MemoryStore::new());
-    let stored = store.append_event_with_sequence(Event::new("s", EventType::RunStarted)).unwrap();
-    let opts = SubscribeOptions { from_sequence: 0, run_id: None, event_type: None };
+    let stored = store
+        .append_event_with_sequence(Event::new("s", EventType::RunStarted))
+        .unwrap();
+    let opts = SubscribeOptions {
+        from_sequence: 0,
+        run_id: None,
+        event_type: None,
+    };
     let sub: Subscription = subscribe(store.clone() as Arc<dyn SessionStore>, "s", opts).unwrap();
     let got: Option<SessionEvent> = sub.recv_timeout(Duration::from_secs(10));
     let SessionEvent { session_id, event } = got.unwrap();
@@ -119,7 +157,11 @@ fn subscription_api() {
     let mut iter = sub;
     let _: Option<SessionEvent> = if false { iter.next() } else { None };
     iter.unsubscribe();
-    assert_eq!(Arc::strong_count(&store), 1, "unsubscribe released the store");
+    assert_eq!(
+        Arc::strong_count(&store),
+        1,
+        "unsubscribe released the store"
+    );
 }
 
 /// `SessionServer::subscribe(&self, SubscribeOptions) -> Result<Subscription>` exists.

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 
 /// Runs every corpus file of `target` through `body`, naming the file on failure.
 fn replay(target: &str, body: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
@@ -58,7 +60,9 @@ fn empty_and_tiny_inputs() {
 #[test]
 fn a_power_loss_inside_the_last_batch() {
     for name in ["power-loss-torn-batch-a", "power-loss-torn-batch-b"] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/model").join(name);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/model")
+            .join(name);
         targets::model::run(&std::fs::read(&path).expect("corpus file"));
     }
 }

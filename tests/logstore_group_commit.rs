@@ -54,7 +54,10 @@ fn hammer(store: Arc<LogStore>) -> Vec<Vec<u64>> {
             })
         })
         .collect();
-    let seqs = appenders.into_iter().map(|h| h.join().expect("appender")).collect();
+    let seqs = appenders
+        .into_iter()
+        .map(|h| h.join().expect("appender"))
+        .collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     syncer.join().expect("syncer");
     seqs

@@ -22,7 +22,11 @@ use sessionlog::{
 /// group), then one batch of `batch` events (one group, one write), closed.
 /// Returns what the singles stored, what the batch stored, the newest
 /// segment and the offsets of the batch's records in it.
-fn singles_then_batch(dir: &Path, singles: u64, batch: u64) -> (Expected, Expected, PathBuf, Vec<usize>) {
+fn singles_then_batch(
+    dir: &Path,
+    singles: u64,
+    batch: u64,
+) -> (Expected, Expected, PathBuf, Vec<usize>) {
     let store = LogStore::open(dir).unwrap();
     let mut before = Expected::default();
     for n in 0..singles {
@@ -204,7 +208,10 @@ fn spec_example() -> Vec<u8> {
     let mut bytes = Vec::new();
     for line in block.lines().filter(|l| l.len() > 10) {
         let hex = line[10..].split("  ").next().unwrap();
-        bytes.extend(hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()));
+        bytes.extend(
+            hex.split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap()),
+        );
     }
     bytes
 }
@@ -286,7 +293,10 @@ fn a_new_segment_whose_header_a_power_loss_dropped_is_started_afresh() {
     let offsets = record_offsets(&bytes);
     let claim = |at: usize| parse_header(&bytes[at..]).unwrap().durable_before;
     assert_eq!(offsets.len(), 8, "the batch, alone in the segment");
-    assert!(offsets.iter().all(|&at| claim(at) == 32), "nothing of it was durable");
+    assert!(
+        offsets.iter().all(|&at| claim(at) == 32),
+        "nothing of it was durable"
+    );
     let mut torn = bytes.clone();
     torn[..512].fill(0);
     std::fs::write(&last, &torn).unwrap();
@@ -294,7 +304,11 @@ fn a_new_segment_whose_header_a_power_loss_dropped_is_started_afresh() {
     let store = LogStore::open_with(dir.path(), opts.clone()).unwrap();
     before.check(&store);
     assert_eq!(store.get_latest_sequence("t").unwrap(), 0);
-    assert_eq!(std::fs::metadata(&last).unwrap().len(), 32, "started afresh");
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().len(),
+        32,
+        "started afresh"
+    );
     store.close().unwrap();
 
     // Without that claim (a record claiming nothing), it stays damage.

@@ -21,7 +21,11 @@ fn crashed_copy(segment_size: u64) -> (tempfile::TempDir, Expected, tempfile::Te
     let mut expected = Expected::default();
     for i in 0..300u64 {
         let session = ["a", "b", "c"][i as usize % 3];
-        expected.add(&store.append_event_with_sequence(ev(session, i, 40)).unwrap());
+        expected.add(
+            &store
+                .append_event_with_sequence(ev(session, i, 40))
+                .unwrap(),
+        );
     }
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), copy.path());
@@ -45,15 +49,19 @@ fn a_crash_leaves_zeros_that_every_mode_opens_as_the_end() {
             recovery,
             ..LogOptions::default()
         };
-        let store = LogStore::open_with(work.path(), opts)
-            .unwrap_or_else(|e| panic!("{recovery:?}: {e}"));
+        let store =
+            LogStore::open_with(work.path(), opts).unwrap_or_else(|e| panic!("{recovery:?}: {e}"));
         expected.check(&store);
         // Appends continue right after the last record, over the zeros.
         let next = store.append_event_with_sequence(ev("a", 999, 1)).unwrap();
         assert_eq!(next.sequence_number, Some(101), "{recovery:?}");
         store.close().unwrap();
         let report = inspect::verify(work.path()).unwrap();
-        assert!(report.problems.is_empty(), "{recovery:?}: {:?}", report.problems);
+        assert!(
+            report.problems.is_empty(),
+            "{recovery:?}: {:?}",
+            report.problems
+        );
         assert_eq!(report.records, 301, "{recovery:?}");
     }
 }
@@ -78,10 +86,17 @@ fn sealed_segments_and_closed_logs_hold_only_records() {
     let files = segments(dir.path());
     assert!(files.len() > 2, "the log rolled over");
     for sealed in &files[..files.len() - 1] {
-        assert!(!ends_in_zeros(sealed), "{} was cut back when sealed", sealed.display());
+        assert!(
+            !ends_in_zeros(sealed),
+            "{} was cut back when sealed",
+            sealed.display()
+        );
     }
     store.close().unwrap();
-    assert!(!ends_in_zeros(segments(dir.path()).last().unwrap()), "close cuts the zeros");
+    assert!(
+        !ends_in_zeros(segments(dir.path()).last().unwrap()),
+        "close cuts the zeros"
+    );
     let report = inspect::verify(dir.path()).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
@@ -127,7 +142,10 @@ fn a_version_1_log_is_read_and_its_segment_continued_without_zeros() {
     }
     let newest = segments(dir.path()).pop().unwrap();
     assert_ne!(newest, first, "the log rolled over");
-    assert!(ends_in_zeros(&newest), "a new segment is version {FORMAT_VERSION}, preallocated");
+    assert!(
+        ends_in_zeros(&newest),
+        "a new segment is version {FORMAT_VERSION}, preallocated"
+    );
     store.close().unwrap();
     assert!(inspect::verify(dir.path()).unwrap().problems.is_empty());
     expected.check(&LogStore::open(dir.path()).unwrap());

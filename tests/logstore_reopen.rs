@@ -295,15 +295,26 @@ fn read_only_follower_reads_past_its_window_and_the_writers_zeros() {
     for _ in 0..3 {
         assert_eq!(all(&reader, "s"), expected);
     }
-    expected.push(writer.append_event_with_sequence(ev("s", 1, 100_000)).unwrap());
+    expected.push(
+        writer
+            .append_event_with_sequence(ev("s", 1, 100_000))
+            .unwrap(),
+    );
     assert_eq!(all(&reader, "s"), expected);
     let batch: Vec<Event> = (0..300).map(|i| ev("s", 10 + i, 4096)).collect();
     expected.extend(writer.append_events(batch).unwrap());
     for i in 0..2000 {
-        expected.push(writer.append_event_with_sequence(ev("s", 1000 + i, 200)).unwrap());
+        expected.push(
+            writer
+                .append_event_with_sequence(ev("s", 1000 + i, 200))
+                .unwrap(),
+        );
     }
     assert_eq!(all(&reader, "s"), expected);
-    assert_eq!(reader.get_latest_sequence("s").unwrap(), expected.len() as u64);
+    assert_eq!(
+        reader.get_latest_sequence("s").unwrap(),
+        expected.len() as u64
+    );
 }
 
 #[test]

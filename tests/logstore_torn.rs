@@ -82,7 +82,9 @@ fn a_cut_at_every_offset_keeps_exactly_the_complete_records() {
         // Cut back, unless what is left of the next record is all zero bytes
         // (its checksum's first byte is 0 in 1 of 256 logs): that reads as
         // preallocated space, the log's end, and stays (format §5).
-        let tail_is_zeros = original[*kept_len as usize..cut as usize].iter().all(|&b| b == 0);
+        let tail_is_zeros = original[*kept_len as usize..cut as usize]
+            .iter()
+            .all(|&b| b == 0);
         let len = std::fs::metadata(&work_seg).unwrap().len();
         assert!(
             len == *kept_len || (tail_is_zeros && len == cut),

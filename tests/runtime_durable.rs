@@ -13,7 +13,6 @@ use sessionlog::{
     EventQuery, EventType, LogStore, SessionServer, SessionStore, Subscription, subscribe,
 };
 
-
 #[test]
 fn cursor_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,7 +17,6 @@ use sessionlog::{
     Error, EventType, SessionEvent, SessionStore, SubscribeOptions, Subscription, subscribe,
 };
 
-
 /// `writers` threads each append `per_writer` events to `session`, half one
 /// by one and half in batches of 5; returns their join handles.
 fn spawn_writers(

@@ -31,12 +31,25 @@ pub fn fresh(template: &Event) -> Event {
 
 /// Opens a `LogStore` in `dir` with `sync`.
 pub fn open(dir: &Path, sync: SyncPolicy) -> Arc<LogStore> {
-    Arc::new(LogStore::open_with(dir, LogOptions { sync, ..LogOptions::default() }).expect("open LogStore"))
+    Arc::new(
+        LogStore::open_with(
+            dir,
+            LogOptions {
+                sync,
+                ..LogOptions::default()
+            },
+        )
+        .expect("open LogStore"),
+    )
 }
 
 /// Four event types in turn, so a type filter keeps one event in four.
-pub const KINDS: [EventType; 4] =
-    [EventType::MessageSent, EventType::MessageReceived, EventType::ToolCallStarted, EventType::ToolCallCompleted];
+pub const KINDS: [EventType; 4] = [
+    EventType::MessageSent,
+    EventType::MessageReceived,
+    EventType::ToolCallStarted,
+    EventType::ToolCallCompleted,
+];
 
 /// The name of query-log session `i`.
 pub fn session_name(i: usize) -> String {
@@ -55,7 +68,9 @@ pub fn build_log(store: &dyn SessionStore, total: usize) -> usize {
         for s in 0..sessions {
             batch.push(event_of_size(&session_name(s), kind, 256));
             if batch.len() == 1000 {
-                store.append_events(std::mem::take(&mut batch)).expect("build");
+                store
+                    .append_events(std::mem::take(&mut batch))
+                    .expect("build");
             }
         }
         if !batch.is_empty() {

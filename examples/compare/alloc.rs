@@ -42,7 +42,10 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: `ptr` came from `System` with `layout`; the caller upholds the rest.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         p
     }
@@ -59,7 +62,13 @@ pub fn live_heap() -> i64 {
 /// the store keeps.
 pub fn rss() -> i64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let field = |i: usize| -> i64 { statm.split_whitespace().nth(i).and_then(|p| p.parse().ok()).unwrap_or(0) };
+    let field = |i: usize| -> i64 {
+        statm
+            .split_whitespace()
+            .nth(i)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
     (field(1) - field(2)) * 4096
 }
 
@@ -75,11 +84,17 @@ pub struct Mem {
 impl Mem {
     /// A snapshot now.
     pub fn now() -> Mem {
-        Mem { heap: live_heap(), rss: rss() }
+        Mem {
+            heap: live_heap(),
+            rss: rss(),
+        }
     }
 
     /// What grew since `earlier`.
     pub fn since(self, earlier: Mem) -> Mem {
-        Mem { heap: self.heap - earlier.heap, rss: self.rss - earlier.rss }
+        Mem {
+            heap: self.heap - earlier.heap,
+            rss: self.rss - earlier.rss,
+        }
     }
 }

@@ -25,8 +25,18 @@ impl RawAppender {
     /// A new, empty file in `dir`.
     pub fn new(dir: &Path, name: &str) -> RawAppender {
         let path = dir.join(name);
-        let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path).expect("raw file");
-        RawAppender { file, path, at: 0, zeroed: 0 }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .expect("raw file");
+        RawAppender {
+            file,
+            path,
+            at: 0,
+            zeroed: 0,
+        }
     }
 
     /// The same loop writing over zeros already in the file (as `LogStore`'s
@@ -44,7 +54,9 @@ impl RawAppender {
         let zeros = vec![0u8; 1 << 20];
         let end = self.zeroed + RAW_PREALLOCATE;
         while self.zeroed < end {
-            self.file.write_all_at(&zeros, self.zeroed).expect("raw zero fill");
+            self.file
+                .write_all_at(&zeros, self.zeroed)
+                .expect("raw zero fill");
             self.zeroed += zeros.len() as u64;
         }
         self.file.sync_data().expect("raw fdatasync");

@@ -19,14 +19,23 @@ pub const FILL_SESSIONS: usize = 16;
 pub struct Log(Arc<LogStore>);
 
 fn options(durable: bool) -> LogOptions {
-    let sync = if durable { SyncPolicy::Always } else { SyncPolicy::Never };
-    LogOptions { sync, ..LogOptions::default() }
+    let sync = if durable {
+        SyncPolicy::Always
+    } else {
+        SyncPolicy::Never
+    };
+    LogOptions {
+        sync,
+        ..LogOptions::default()
+    }
 }
 
 impl Log {
     /// Opens the store in `dir`: `SyncPolicy::Always` when `durable`, else `Never`.
     pub fn open(dir: &Path, durable: bool) -> Log {
-        Log(Arc::new(LogStore::open_with(dir, options(durable)).expect("open LogStore")))
+        Log(Arc::new(
+            LogStore::open_with(dir, options(durable)).expect("open LogStore"),
+        ))
     }
 
     /// The store, to share with threads.

@@ -49,7 +49,11 @@ impl SqliteStore {
     /// Opens (creating) the database `dir/events.db`; `durable` picks
     /// `synchronous=FULL` over `OFF`.
     pub fn open(dir: &Path, durable: bool) -> Result<SqliteStore> {
-        let store = SqliteStore { path: dir.join("events.db"), durable, pool: Mutex::new(Vec::new()) };
+        let store = SqliteStore {
+            path: dir.join("events.db"),
+            durable,
+            pool: Mutex::new(Vec::new()),
+        };
         let conn = store.connect()?;
         conn.execute_batch(SCHEMA).map_err(sql_err)?;
         store.pool.lock().push(conn);
@@ -58,12 +62,17 @@ impl SqliteStore {
 
     fn connect(&self) -> Result<Connection> {
         let conn = Connection::open(&self.path).map_err(sql_err)?;
-        conn.busy_timeout(Duration::from_secs(60)).map_err(sql_err)?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(sql_err)?;
         let sync = if self.durable { "FULL" } else { "OFF" };
         // journal_mode answers with a row, so it is queried rather than executed.
-        let _: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(sql_err)?;
-        conn.execute_batch(&format!("PRAGMA synchronous={sync}; PRAGMA cache_size=-16384;"))
+        let _: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(sql_err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={sync}; PRAGMA cache_size=-16384;"
+        ))
+        .map_err(sql_err)?;
         Ok(conn)
     }
 
@@ -111,22 +120,25 @@ fn insert(tx: &rusqlite::Transaction<'_>, mut event: Event) -> rusqlite::Result<
         .query_row([&event.session_id], |r| r.get(0))?;
     event.sequence_number = Some(latest as u64 + 1);
     let nanos = timestamp::to_unix_nanos(event.timestamp).unwrap_or(0);
-    tx.prepare_cached(&format!("INSERT INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?
-        .execute(params![
-            event.session_id,
-            latest + 1,
-            event.id,
-            event.run_id,
-            event.event_type.as_str(),
-            nanos,
-            serde_json::Value::Object(event.data.clone()).to_string(),
-            serde_json::Value::Object(event.metadata.clone()).to_string(),
-        ])?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO events ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+    ))?
+    .execute(params![
+        event.session_id,
+        latest + 1,
+        event.id,
+        event.run_id,
+        event.event_type.as_str(),
+        nanos,
+        serde_json::Value::Object(event.data.clone()).to_string(),
+        serde_json::Value::Object(event.metadata.clone()).to_string(),
+    ])?;
     Ok(event)
 }
 
 fn query_sql(q: &EventQuery) -> String {
-    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE session_id = ?1 AND seq > ?2 AND seq < ?3");
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM events WHERE session_id = ?1 AND seq > ?2 AND seq < ?3");
     if q.run_id.is_some() {
         sql.push_str(" AND run_id = ?4");
     }
@@ -147,8 +159,13 @@ impl SessionStore for SqliteStore {
 
     fn append_events(&self, events: Vec<Event>) -> Result<Vec<Event>> {
         self.with_conn(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_err)?;
-            let out = events.into_iter().map(|e| insert(&tx, e)).collect::<rusqlite::Result<Vec<_>>>();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql_err)?;
+            let out = events
+                .into_iter()
+                .map(|e| insert(&tx, e))
+                .collect::<rusqlite::Result<Vec<_>>>();
             let out = out.map_err(sql_err)?;
             tx.commit().map_err(sql_err)?;
             Ok(out)
@@ -165,7 +182,10 @@ impl SessionStore for SqliteStore {
             // Unused numbered parameters are simply left NULL.
             let kind = q.event_type.map(|t| t.as_str());
             let rows = stmt
-                .query_map(params![session_id, after, before, q.run_id, kind, since, limit], row_to_event)
+                .query_map(
+                    params![session_id, after, before, q.run_id, kind, since, limit],
+                    row_to_event,
+                )
                 .map_err(sql_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err)
         })

@@ -20,18 +20,26 @@ fn append(h: &Harness, e: Event) -> Event {
 }
 
 fn all(h: &Harness, session: &str) -> Vec<Event> {
-    h.store.get_events(session, &EventQuery::new()).expect("get_events")
+    h.store
+        .get_events(session, &EventQuery::new())
+        .expect("get_events")
 }
 
 fn seqs(events: &[Event]) -> Vec<u64> {
-    events.iter().map(|e| e.sequence_number.expect("stored events have a sequence")).collect()
+    events
+        .iter()
+        .map(|e| e.sequence_number.expect("stored events have a sequence"))
+        .collect()
 }
 
 /// Appends `n` events to `session`, alternating runs `r1`/`r2` and types
 /// `MessageSent`/`ToolCallStarted`/`MessageReceived`.
 pub fn fill(h: &Harness, session: &str, n: u64) -> Vec<Event> {
-    const TYPES: [EventType; 3] =
-        [EventType::MessageSent, EventType::ToolCallStarted, EventType::MessageReceived];
+    const TYPES: [EventType; 3] = [
+        EventType::MessageSent,
+        EventType::ToolCallStarted,
+        EventType::MessageReceived,
+    ];
     (1..=n)
         .map(|i| {
             let e = event(session, i, TYPES[(i % 3) as usize]).with_run(format!("r{}", 1 + i % 2));
@@ -44,9 +52,15 @@ pub fn fill(h: &Harness, session: &str, n: u64) -> Vec<Event> {
 pub fn sequences_start_at_one_per_session(h: &Harness) {
     assert_eq!(h.store.get_latest_sequence("a").unwrap(), 0);
     for i in 1..=5u64 {
-        assert_eq!(append(h, event("a", i, EventType::MessageSent)).sequence_number, Some(i));
+        assert_eq!(
+            append(h, event("a", i, EventType::MessageSent)).sequence_number,
+            Some(i)
+        );
         if i <= 3 {
-            assert_eq!(append(h, event("b", i, EventType::MessageSent)).sequence_number, Some(i));
+            assert_eq!(
+                append(h, event("b", i, EventType::MessageSent)).sequence_number,
+                Some(i)
+            );
         }
     }
     assert_eq!(h.store.get_latest_sequence("a").unwrap(), 5);
@@ -59,7 +73,10 @@ pub fn caller_sequence_is_overwritten(h: &Harness) {
     let mut e = event("s", 1, EventType::RunStarted);
     e.sequence_number = Some(999);
     assert_eq!(append(h, e).sequence_number, Some(1));
-    let mut batch = vec![event("s", 2, EventType::RunStarted), event("s", 3, EventType::RunStarted)];
+    let mut batch = vec![
+        event("s", 2, EventType::RunStarted),
+        event("s", 3, EventType::RunStarted),
+    ];
     batch[0].sequence_number = Some(0);
     batch[1].sequence_number = Some(77);
     assert_eq!(seqs(&h.store.append_events(batch).unwrap()), vec![2, 3]);
@@ -94,7 +111,12 @@ pub fn duplicates_within_a_batch_return_the_original(h: &Harness) {
     let x = event("s", 2, EventType::MessageSent);
     let mut x_again = x.clone();
     x_again.data.insert("other".into(), json!("payload"));
-    let batch = vec![x.clone(), stored.clone(), x_again, event("s", 3, EventType::MessageSent)];
+    let batch = vec![
+        x.clone(),
+        stored.clone(),
+        x_again,
+        event("s", 3, EventType::MessageSent),
+    ];
     let out = h.store.append_events(batch).unwrap();
     assert_eq!(out.len(), 4);
     assert_eq!(out[0].sequence_number, Some(2));
@@ -109,16 +131,36 @@ pub fn duplicates_within_a_batch_return_the_original(h: &Harness) {
 pub fn batch_results_follow_input_order_across_sessions(h: &Harness) {
     append(h, event("b", 1, EventType::MessageSent));
     let batch: Vec<Event> = (0..10)
-        .map(|i| event(if i % 2 == 0 { "a" } else { "b" }, i, EventType::MessageStreamed))
+        .map(|i| {
+            event(
+                if i % 2 == 0 { "a" } else { "b" },
+                i,
+                EventType::MessageStreamed,
+            )
+        })
         .collect();
     let ids: Vec<String> = batch.iter().map(|e| e.id.clone()).collect();
     let out = h.store.append_events(batch).unwrap();
     assert_eq!(out.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), ids);
-    let a: Vec<u64> = out.iter().filter(|e| e.session_id == "a").map(|e| e.sequence_number.unwrap()).collect();
-    let b: Vec<u64> = out.iter().filter(|e| e.session_id == "b").map(|e| e.sequence_number.unwrap()).collect();
+    let a: Vec<u64> = out
+        .iter()
+        .filter(|e| e.session_id == "a")
+        .map(|e| e.sequence_number.unwrap())
+        .collect();
+    let b: Vec<u64> = out
+        .iter()
+        .filter(|e| e.session_id == "b")
+        .map(|e| e.sequence_number.unwrap())
+        .collect();
     assert_eq!(a, vec![1, 2, 3, 4, 5]);
     assert_eq!(b, vec![2, 3, 4, 5, 6]);
-    assert_eq!(all(h, "a"), out.iter().filter(|e| e.session_id == "a").cloned().collect::<Vec<_>>());
+    assert_eq!(
+        all(h, "a"),
+        out.iter()
+            .filter(|e| e.session_id == "a")
+            .cloned()
+            .collect::<Vec<_>>()
+    );
 }
 
 /// One invalid element rejects the whole batch; nothing of it is stored.
@@ -128,10 +170,18 @@ pub fn batch_with_invalid_element_stores_nothing(h: &Harness) {
     for bad in [
         Event::new("", EventType::MessageSent),
         event("s", 3, EventType::MessageSent).with_id(""),
-        event("s", 4, EventType::MessageSent).with_timestamp(UNIX_EPOCH + Duration::from_secs(1 << 40)),
+        event("s", 4, EventType::MessageSent)
+            .with_timestamp(UNIX_EPOCH + Duration::from_secs(1 << 40)),
     ] {
-        let res = h.store.append_events(vec![good.clone(), bad, event("t", 1, EventType::MessageSent)]);
-        assert!(res.is_err(), "a batch with an invalid element must be rejected");
+        let res = h.store.append_events(vec![
+            good.clone(),
+            bad,
+            event("t", 1, EventType::MessageSent),
+        ]);
+        assert!(
+            res.is_err(),
+            "a batch with an invalid element must be rejected"
+        );
     }
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 1);
     assert_eq!(h.store.get_latest_sequence("t").unwrap(), 0);
@@ -142,7 +192,9 @@ pub fn batch_with_invalid_element_stores_nothing(h: &Harness) {
 /// A 3,000-event batch gets 3,000 contiguous sequences in input order.
 pub fn large_batch_stays_contiguous(h: &Harness) {
     append(h, event("s", 0, EventType::SessionCreated));
-    let batch: Vec<Event> = (1..=3000).map(|i| event("s", i, EventType::MessageStreamed)).collect();
+    let batch: Vec<Event> = (1..=3000)
+        .map(|i| event("s", i, EventType::MessageStreamed))
+        .collect();
     let out = h.store.append_events(batch.clone()).unwrap();
     assert_eq!(seqs(&out), (2..=3001).collect::<Vec<_>>());
     for (input, stored) in batch.iter().zip(&out) {
@@ -156,19 +208,60 @@ pub fn large_batch_stays_contiguous(h: &Harness) {
 /// `after` is exclusive.
 pub fn filter_after(h: &Harness) {
     fill(h, "s", 10);
-    let got = h.store.get_events("s", &EventQuery::new().after(7)).unwrap();
+    let got = h
+        .store
+        .get_events("s", &EventQuery::new().after(7))
+        .unwrap();
     assert_eq!(seqs(&got), vec![8, 9, 10]);
-    assert_eq!(seqs(&h.store.get_events("s", &EventQuery::new().after(0)).unwrap()).len(), 10);
-    assert!(h.store.get_events("s", &EventQuery::new().after(10)).unwrap().is_empty());
-    assert!(h.store.get_events("s", &EventQuery::new().after(u64::MAX)).unwrap().is_empty());
+    assert_eq!(
+        seqs(
+            &h.store
+                .get_events("s", &EventQuery::new().after(0))
+                .unwrap()
+        )
+        .len(),
+        10
+    );
+    assert!(
+        h.store
+            .get_events("s", &EventQuery::new().after(10))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        h.store
+            .get_events("s", &EventQuery::new().after(u64::MAX))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `before` is exclusive.
 pub fn filter_before(h: &Harness) {
     fill(h, "s", 10);
-    assert_eq!(seqs(&h.store.get_events("s", &EventQuery::new().before(4)).unwrap()), vec![1, 2, 3]);
-    assert_eq!(seqs(&h.store.get_events("s", &EventQuery::new().before(100)).unwrap()).len(), 10);
-    assert!(h.store.get_events("s", &EventQuery::new().before(1)).unwrap().is_empty());
+    assert_eq!(
+        seqs(
+            &h.store
+                .get_events("s", &EventQuery::new().before(4))
+                .unwrap()
+        ),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        seqs(
+            &h.store
+                .get_events("s", &EventQuery::new().before(100))
+                .unwrap()
+        )
+        .len(),
+        10
+    );
+    assert!(
+        h.store
+            .get_events("s", &EventQuery::new().before(1))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `after` and `before` together give the open window between them.
@@ -183,10 +276,31 @@ pub fn filter_after_and_before(h: &Harness) {
 /// `limit` keeps the oldest N; `Some(0)` returns nothing.
 pub fn filter_limit(h: &Harness) {
     fill(h, "s", 10);
-    assert_eq!(seqs(&h.store.get_events("s", &EventQuery::new().limit(3)).unwrap()), vec![1, 2, 3]);
-    assert_eq!(seqs(&h.store.get_events("s", &EventQuery::new().after(8).limit(5)).unwrap()), vec![9, 10]);
-    assert!(h.store.get_events("s", &EventQuery::new().limit(0)).unwrap().is_empty());
-    let waited = EventQuery::new().limit(0).wait_timeout(Duration::from_secs(30));
+    assert_eq!(
+        seqs(
+            &h.store
+                .get_events("s", &EventQuery::new().limit(3))
+                .unwrap()
+        ),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        seqs(
+            &h.store
+                .get_events("s", &EventQuery::new().after(8).limit(5))
+                .unwrap()
+        ),
+        vec![9, 10]
+    );
+    assert!(
+        h.store
+            .get_events("s", &EventQuery::new().limit(0))
+            .unwrap()
+            .is_empty()
+    );
+    let waited = EventQuery::new()
+        .limit(0)
+        .wait_timeout(Duration::from_secs(30));
     assert!(h.store.get_events("s", &waited).unwrap().is_empty());
 }
 
@@ -194,17 +308,37 @@ pub fn filter_limit(h: &Harness) {
 pub fn filter_run_id(h: &Harness) {
     let events = fill(h, "s", 10);
     append(h, event("s", 11, EventType::MessageSent));
-    let got = h.store.get_events("s", &EventQuery::new().run_id("r1")).unwrap();
-    let want: Vec<Event> = events.into_iter().filter(|e| e.run_id.as_deref() == Some("r1")).collect();
+    let got = h
+        .store
+        .get_events("s", &EventQuery::new().run_id("r1"))
+        .unwrap();
+    let want: Vec<Event> = events
+        .into_iter()
+        .filter(|e| e.run_id.as_deref() == Some("r1"))
+        .collect();
     assert_eq!(got, want);
-    assert!(h.store.get_events("s", &EventQuery::new().run_id("nope")).unwrap().is_empty());
+    assert!(
+        h.store
+            .get_events("s", &EventQuery::new().run_id("nope"))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// `event_type` keeps only that type.
 pub fn filter_event_type(h: &Harness) {
     let events = fill(h, "s", 12);
-    let got = h.store.get_events("s", &EventQuery::new().event_type(EventType::ToolCallStarted)).unwrap();
-    let want: Vec<Event> = events.into_iter().filter(|e| e.event_type == EventType::ToolCallStarted).collect();
+    let got = h
+        .store
+        .get_events(
+            "s",
+            &EventQuery::new().event_type(EventType::ToolCallStarted),
+        )
+        .unwrap();
+    let want: Vec<Event> = events
+        .into_iter()
+        .filter(|e| e.event_type == EventType::ToolCallStarted)
+        .collect();
     assert_eq!(got.len(), 4);
     assert_eq!(got, want);
 }
@@ -213,14 +347,33 @@ pub fn filter_event_type(h: &Harness) {
 pub fn filter_since_is_exclusive_to_the_nanosecond(h: &Harness) {
     let base = UNIX_EPOCH + Duration::from_nanos(1_750_000_000_123_456_789);
     for i in 0..5u64 {
-        let e = event("s", i, EventType::MessageSent).with_timestamp(base + Duration::from_nanos(i));
+        let e =
+            event("s", i, EventType::MessageSent).with_timestamp(base + Duration::from_nanos(i));
         append(h, e);
     }
-    let got = h.store.get_events("s", &EventQuery::new().since(base + Duration::from_nanos(2))).unwrap();
+    let got = h
+        .store
+        .get_events(
+            "s",
+            &EventQuery::new().since(base + Duration::from_nanos(2)),
+        )
+        .unwrap();
     assert_eq!(seqs(&got), vec![4, 5]);
-    let got = h.store.get_events("s", &EventQuery::new().since(base - Duration::from_nanos(1))).unwrap();
+    let got = h
+        .store
+        .get_events(
+            "s",
+            &EventQuery::new().since(base - Duration::from_nanos(1)),
+        )
+        .unwrap();
     assert_eq!(got.len(), 5);
-    let got = h.store.get_events("s", &EventQuery::new().since(base + Duration::from_nanos(4))).unwrap();
+    let got = h
+        .store
+        .get_events(
+            "s",
+            &EventQuery::new().since(base + Duration::from_nanos(4)),
+        )
+        .unwrap();
     assert!(got.is_empty());
 }
 
@@ -238,14 +391,20 @@ pub fn filters_combine_and_limit_applies_last(h: &Harness) {
         .iter()
         .filter(|e| {
             let s = e.sequence_number.unwrap();
-            s > 5 && s < 50 && e.run_id.as_deref() == Some("r2")
-                && e.event_type == EventType::MessageSent && e.timestamp > since
+            s > 5
+                && s < 50
+                && e.run_id.as_deref() == Some("r2")
+                && e.event_type == EventType::MessageSent
+                && e.timestamp > since
         })
         .cloned()
         .collect();
     assert!(want.len() >= 3, "the data set must leave several matches");
     assert_eq!(h.store.get_events("s", &q).unwrap(), want);
-    assert_eq!(h.store.get_events("s", &q.clone().limit(2)).unwrap(), want[..2].to_vec());
+    assert_eq!(
+        h.store.get_events("s", &q.clone().limit(2)).unwrap(),
+        want[..2].to_vec()
+    );
 }
 
 /// A range that `after`/`before` leave empty returns `[]` at once, even with a wait.
@@ -258,7 +417,13 @@ pub fn empty_range_returns_at_once(h: &Harness) {
         EventQuery::new().before(0),
         EventQuery::new().after(u64::MAX),
     ] {
-        assert!(h.store.get_events("s", &q.clone().wait_timeout(wait)).unwrap().is_empty(), "{q:?}");
+        assert!(
+            h.store
+                .get_events("s", &q.clone().wait_timeout(wait))
+                .unwrap()
+                .is_empty(),
+            "{q:?}"
+        );
     }
 }
 
@@ -267,7 +432,12 @@ pub fn unknown_session_is_empty(h: &Harness) {
     fill(h, "known", 3);
     assert!(all(h, "unknown").is_empty());
     assert_eq!(h.store.get_latest_sequence("unknown").unwrap(), 0);
-    assert!(h.store.get_events("unknown", &EventQuery::new().after(1).limit(5)).unwrap().is_empty());
+    assert!(
+        h.store
+            .get_events("unknown", &EventQuery::new().after(1).limit(5))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Events with nested JSON, unicode and extreme timestamps come back exactly.
@@ -292,8 +462,17 @@ pub fn round_trip_is_field_exact(h: &Harness) {
         let mut input = e.clone().with_id(format!("exact-{i}")).with_timestamp(t);
         input.run_id = (i % 2 == 0).then(|| "run/名前".to_string());
         let stored = append(h, input.clone());
-        assert_eq!(stored, Event { sequence_number: Some(i as u64 + 1), ..input.clone() });
-        let read = h.store.get_events(&input.session_id, &EventQuery::new().after(i as u64)).unwrap();
+        assert_eq!(
+            stored,
+            Event {
+                sequence_number: Some(i as u64 + 1),
+                ..input.clone()
+            }
+        );
+        let read = h
+            .store
+            .get_events(&input.session_id, &EventQuery::new().after(i as u64))
+            .unwrap();
         assert_eq!(read[0], stored);
     }
 }
@@ -303,8 +482,13 @@ pub fn timestamps_outside_the_storable_range_are_rejected(h: &Harness) {
     let too_late = UNIX_EPOCH + Duration::from_secs(9_300_000_000);
     let too_early = UNIX_EPOCH - Duration::from_secs(9_300_000_000);
     for t in [too_late, too_early] {
-        let res = h.store.append_event_with_sequence(event("s", 1, EventType::MessageSent).with_timestamp(t));
-        assert!(matches!(res, Err(Error::InvalidTimestamp { .. })), "{res:?}");
+        let res = h
+            .store
+            .append_event_with_sequence(event("s", 1, EventType::MessageSent).with_timestamp(t));
+        assert!(
+            matches!(res, Err(Error::InvalidTimestamp { .. })),
+            "{res:?}"
+        );
     }
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 0);
 }
@@ -312,16 +496,38 @@ pub fn timestamps_outside_the_storable_range_are_rejected(h: &Harness) {
 /// Empty session ids (in writes and reads) and empty event ids are errors that change nothing.
 pub fn bad_input_is_rejected_and_changes_nothing(h: &Harness) {
     append(h, event("s", 1, EventType::MessageSent));
-    assert!(h.store.append_event_with_sequence(Event::new("", EventType::MessageSent)).is_err());
-    assert!(h.store.append_event_with_sequence(event("s", 2, EventType::MessageSent).with_id("")).is_err());
-    assert!(h.store.append_events(vec![Event::new("", EventType::MessageSent)]).is_err());
+    assert!(
+        h.store
+            .append_event_with_sequence(Event::new("", EventType::MessageSent))
+            .is_err()
+    );
+    assert!(
+        h.store
+            .append_event_with_sequence(event("s", 2, EventType::MessageSent).with_id(""))
+            .is_err()
+    );
+    assert!(
+        h.store
+            .append_events(vec![Event::new("", EventType::MessageSent)])
+            .is_err()
+    );
     assert!(h.store.get_events("", &EventQuery::new()).is_err());
     assert!(h.store.get_latest_sequence("").is_err());
-    let err = h.store.get_events("", &EventQuery::new()).unwrap_err().to_string();
-    assert!(err.contains("session_id"), "the error must say what is wrong: {err}");
+    let err = h
+        .store
+        .get_events("", &EventQuery::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("session_id"),
+        "the error must say what is wrong: {err}"
+    );
     assert!(h.store.append_events(Vec::new()).unwrap().is_empty());
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 1);
-    assert_eq!(append(h, event("s", 3, EventType::MessageSent)).sequence_number, Some(2));
+    assert_eq!(
+        append(h, event("s", 3, EventType::MessageSent)).sequence_number,
+        Some(2)
+    );
 }
 
 /// `data` nested 127 levels deep (the map is level 1) round-trips; one level
@@ -338,7 +544,11 @@ pub fn nesting_deeper_than_readers_allow_is_rejected(h: &Harness) {
     assert_eq!(append(h, ok.clone()).data, ok.data);
     for e in [nested(crate::store::MAX_NESTING), nested(5000)] {
         let res = h.store.append_event_with_sequence(e.clone());
-        assert!(matches!(res, Err(Error::InvalidArgument(_))), "{:?}", res.map(|e| e.id));
+        assert!(
+            matches!(res, Err(Error::InvalidArgument(_))),
+            "{:?}",
+            res.map(|e| e.id)
+        );
         let mut meta = event("s", 9, EventType::MessageSent);
         meta.metadata = e.data.clone();
         assert!(h.store.append_events(vec![meta]).is_err());
@@ -352,14 +562,22 @@ pub fn nesting_deeper_than_readers_allow_is_rejected(h: &Harness) {
 /// An event whose encoded size is over the limit is rejected; one at the limit's edge is not.
 pub fn oversized_event_is_rejected(h: &Harness) {
     let mut big = event("s", 1, EventType::WorkspaceSnapshotTaken);
-    big.data.insert("blob".into(), json!("x".repeat(h.max_event_size)));
+    big.data
+        .insert("blob".into(), json!("x".repeat(h.max_event_size)));
     let res = h.store.append_event_with_sequence(big.clone());
-    assert!(matches!(res, Err(Error::EventTooLarge { .. })), "{:?}", res.map(|e| e.id));
-    let res = h.store.append_events(vec![event("s", 2, EventType::MessageSent), big]);
+    assert!(
+        matches!(res, Err(Error::EventTooLarge { .. })),
+        "{:?}",
+        res.map(|e| e.id)
+    );
+    let res = h
+        .store
+        .append_events(vec![event("s", 2, EventType::MessageSent), big]);
     assert!(matches!(res, Err(Error::EventTooLarge { .. })));
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 0);
     let mut fits = event("s", 3, EventType::WorkspaceSnapshotTaken);
-    fits.data.insert("blob".into(), json!("y".repeat(h.max_event_size / 2)));
+    fits.data
+        .insert("blob".into(), json!("y".repeat(h.max_event_size / 2)));
     assert_eq!(append(h, fits.clone()).data, fits.data);
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 1);
 }

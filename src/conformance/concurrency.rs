@@ -32,9 +32,15 @@ fn spawn_get(
 pub fn long_poll_returns_at_once_when_events_exist(h: &Harness) {
     fill(h, "s", 3);
     let start = Instant::now();
-    let got = h.store.get_events("s", &EventQuery::new().after(1).wait_timeout(LONG)).unwrap();
+    let got = h
+        .store
+        .get_events("s", &EventQuery::new().after(1).wait_timeout(LONG))
+        .unwrap();
     assert_eq!(got.len(), 2);
-    assert!(start.elapsed() < LONG / 2, "a satisfiable long-poll must not wait");
+    assert!(
+        start.elapsed() < LONG / 2,
+        "a satisfiable long-poll must not wait"
+    );
 }
 
 /// With nothing to return, a long-poll returns `[]` after its wait (not before).
@@ -42,10 +48,20 @@ pub fn long_poll_times_out_empty(h: &Harness) {
     fill(h, "s", 2);
     let wait = Duration::from_millis(200);
     let start = Instant::now();
-    let got = h.store.get_events("s", &EventQuery::new().after(2).wait_timeout(wait)).unwrap();
+    let got = h
+        .store
+        .get_events("s", &EventQuery::new().after(2).wait_timeout(wait))
+        .unwrap();
     assert!(got.is_empty());
-    assert!(start.elapsed() >= wait, "returned after {:?}", start.elapsed());
-    let got = h.store.get_events("nobody", &EventQuery::new().wait_timeout(wait)).unwrap();
+    assert!(
+        start.elapsed() >= wait,
+        "returned after {:?}",
+        start.elapsed()
+    );
+    let got = h
+        .store
+        .get_events("nobody", &EventQuery::new().wait_timeout(wait))
+        .unwrap();
     assert!(got.is_empty());
 }
 
@@ -69,13 +85,19 @@ pub fn long_poll_is_released_only_by_a_matching_append(h: &Harness) {
     for decoy in decoys {
         h.store.append_event_with_sequence(decoy).unwrap();
         thread::sleep(PAUSE / 3);
-        assert!(!waiter.is_finished(), "a non-matching append released the waiter");
+        assert!(
+            !waiter.is_finished(),
+            "a non-matching append released the waiter"
+        );
     }
     let wanted = event("s", 7, EventType::ToolCallCompleted).with_run("wanted");
     let stored = h.store.append_event_with_sequence(wanted).unwrap();
     let got = waiter.join().unwrap();
     assert_eq!(got, vec![stored]);
-    assert!(started.elapsed() < LONG, "released by the append, not the timeout");
+    assert!(
+        started.elapsed() < LONG,
+        "released by the append, not the timeout"
+    );
 }
 
 /// Many waiters on several sessions are all released by their own sessions' appends.
@@ -84,13 +106,21 @@ pub fn many_waiters_on_several_sessions_are_all_released(h: &Harness) {
     let waiters: Vec<_> = (0..24)
         .map(|i| {
             let s = sessions[i % sessions.len()];
-            (s, spawn_get(&h.store, s, EventQuery::new().wait_timeout(LONG)))
+            (
+                s,
+                spawn_get(&h.store, s, EventQuery::new().wait_timeout(LONG)),
+            )
         })
         .collect();
     thread::sleep(PAUSE);
     let mut stored = std::collections::HashMap::new();
     for s in sessions {
-        stored.insert(s, h.store.append_event_with_sequence(event(s, 1, EventType::MessageSent)).unwrap());
+        stored.insert(
+            s,
+            h.store
+                .append_event_with_sequence(event(s, 1, EventType::MessageSent))
+                .unwrap(),
+        );
     }
     for (s, w) in waiters {
         assert_eq!(w.join().unwrap(), vec![stored[s].clone()]);
@@ -99,15 +129,27 @@ pub fn many_waiters_on_several_sessions_are_all_released(h: &Harness) {
 
 /// Appends go through while waiters on the same session are blocked.
 pub fn writers_are_not_blocked_by_waiters(h: &Harness) {
-    let never = EventQuery::new().event_type(EventType::PolicyViolation).wait_timeout(LONG);
-    let waiters: Vec<_> = (0..8).map(|_| spawn_get(&h.store, "s", never.clone())).collect();
+    let never = EventQuery::new()
+        .event_type(EventType::PolicyViolation)
+        .wait_timeout(LONG);
+    let waiters: Vec<_> = (0..8)
+        .map(|_| spawn_get(&h.store, "s", never.clone()))
+        .collect();
     thread::sleep(PAUSE);
-    let batch: Vec<Event> = (0..200).map(|i| event("s", i, EventType::MessageSent)).collect();
+    let batch: Vec<Event> = (0..200)
+        .map(|i| event("s", i, EventType::MessageSent))
+        .collect();
     h.store.append_events(batch).unwrap();
     fill(h, "s", 100);
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 300);
-    assert!(waiters.iter().all(|w| !w.is_finished()), "writers finished while waiters wait");
-    let release = h.store.append_event_with_sequence(event("s", 0, EventType::PolicyViolation)).unwrap();
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "writers finished while waiters wait"
+    );
+    let release = h
+        .store
+        .append_event_with_sequence(event("s", 0, EventType::PolicyViolation))
+        .unwrap();
     for w in waiters {
         assert_eq!(w.join().unwrap(), vec![release.clone()]);
     }
@@ -139,18 +181,31 @@ pub fn concurrent_appenders_get_contiguous_sequences(h: &Harness) {
             })
         })
         .collect();
-    let acked: HashSet<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let acked: HashSet<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let expected = THREADS * (PER_THREAD + PER_THREAD / 10);
     assert_eq!(acked.len(), expected);
     let mut seen = HashSet::new();
     for session in ["even", "odd"] {
         let events = h.store.get_events(session, &EventQuery::new()).unwrap();
         let seqs: Vec<u64> = events.iter().map(|e| e.sequence_number.unwrap()).collect();
-        assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>(), "gap or reorder in {session}");
-        assert_eq!(h.store.get_latest_sequence(session).unwrap(), events.len() as u64);
+        assert_eq!(
+            seqs,
+            (1..=events.len() as u64).collect::<Vec<_>>(),
+            "gap or reorder in {session}"
+        );
+        assert_eq!(
+            h.store.get_latest_sequence(session).unwrap(),
+            events.len() as u64
+        );
         seen.extend(events.into_iter().map(|e| e.id));
     }
-    assert_eq!(seen, acked, "every acknowledged event is stored exactly once");
+    assert_eq!(
+        seen, acked,
+        "every acknowledged event is stored exactly once"
+    );
 }
 
 /// Threads racing to append the same new id: one event is stored and all get it back.
@@ -174,10 +229,19 @@ pub fn racing_the_same_new_id_stores_it_once(h: &Harness) {
             })
             .collect();
         let results: Vec<Event> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert!(results.iter().all(|r| *r == results[0]), "racers got different events");
+        assert!(
+            results.iter().all(|r| *r == results[0]),
+            "racers got different events"
+        );
         assert_eq!(results[0].sequence_number, Some(round + 1));
     }
-    assert_eq!(h.store.get_events("race", &EventQuery::new()).unwrap().len(), 20);
+    assert_eq!(
+        h.store
+            .get_events("race", &EventQuery::new())
+            .unwrap()
+            .len(),
+        20
+    );
 }
 
 /// A reader paging with long-poll while a writer appends sees every sequence exactly once.
@@ -191,7 +255,10 @@ pub fn paging_reader_with_long_poll_sees_every_sequence_once(h: &Harness) {
             while cursor < TOTAL {
                 let q = EventQuery::new().after(cursor).limit(64).wait_timeout(LONG);
                 let page = store.get_events("s", &q).unwrap();
-                assert!(!page.is_empty(), "long-poll timed out with a writer running");
+                assert!(
+                    !page.is_empty(),
+                    "long-poll timed out with a writer running"
+                );
                 for e in page {
                     cursor = e.sequence_number.unwrap();
                     seen.push(cursor);
@@ -204,11 +271,15 @@ pub fn paging_reader_with_long_poll_sees_every_sequence_once(h: &Harness) {
     while written < TOTAL {
         if written % 3 == 0 {
             let n = (TOTAL - written).min(7);
-            let batch = (0..n).map(|i| event("s", written + i, EventType::MessageStreamed)).collect();
+            let batch = (0..n)
+                .map(|i| event("s", written + i, EventType::MessageStreamed))
+                .collect();
             h.store.append_events(batch).unwrap();
             written += n;
         } else {
-            h.store.append_event_with_sequence(event("s", written, EventType::MessageStreamed)).unwrap();
+            h.store
+                .append_event_with_sequence(event("s", written, EventType::MessageStreamed))
+                .unwrap();
             written += 1;
         }
     }
@@ -226,7 +297,10 @@ pub fn readers_never_see_a_gap_while_writers_append(h: &Harness) {
                     let events = store.get_events("g", &EventQuery::new()).unwrap();
                     for (i, e) in events.iter().enumerate() {
                         assert_eq!(e.sequence_number, Some(i as u64 + 1));
-                        assert_eq!(e.data.get("payload").and_then(|v| v.as_str()).map(str::len), Some(300));
+                        assert_eq!(
+                            e.data.get("payload").and_then(|v| v.as_str()).map(str::len),
+                            Some(300)
+                        );
                     }
                     let latest = store.get_latest_sequence("g").unwrap();
                     assert!(latest >= events.len() as u64);
@@ -239,7 +313,8 @@ pub fn readers_never_see_a_gap_while_writers_append(h: &Harness) {
             let store = Arc::clone(&h.store);
             thread::spawn(move || {
                 for i in 0..300u64 {
-                    let e = event("g", t * 1000 + i, EventType::MessageSent).with_data("payload", "p".repeat(300));
+                    let e = event("g", t * 1000 + i, EventType::MessageSent)
+                        .with_data("payload", "p".repeat(300));
                     store.append_event_with_sequence(e).unwrap();
                 }
             })

@@ -61,7 +61,11 @@ pub enum Op {
 }
 
 fn session_name(n: u8) -> String {
-    if n == 0 { String::new() } else { format!("session-{n}") }
+    if n == 0 {
+        String::new()
+    } else {
+        format!("session-{n}")
+    }
 }
 
 fn timestamp(ts: u8) -> std::time::SystemTime {
@@ -74,7 +78,11 @@ impl EventSpec {
         let mut data = Map::new();
         data.insert("payload".into(), Value::from(self.payload));
         Event {
-            id: if self.id == 0 { String::new() } else { format!("id-{}", self.id) },
+            id: if self.id == 0 {
+                String::new()
+            } else {
+                format!("id-{}", self.id)
+            },
             session_id: session_name(self.session),
             run_id: self.run.map(|r| format!("run-{r}")),
             event_type: EventType::ALL[usize::from(self.event_type) % EventType::ALL.len()],
@@ -116,7 +124,10 @@ impl Model {
 
     /// What `get_latest_sequence` must answer.
     pub fn latest(&self, session: &str) -> u64 {
-        self.events.iter().filter(|e| e.session_id == session).count() as u64
+        self.events
+            .iter()
+            .filter(|e| e.session_id == session)
+            .count() as u64
     }
 
     /// What `get_events` must answer.
@@ -153,7 +164,9 @@ impl ModelChecker {
         match op {
             Op::Append(spec) => {
                 let want = self.model.append(vec![spec.to_event()]);
-                let got = store.append_event_with_sequence(spec.to_event()).map(|e| vec![e]);
+                let got = store
+                    .append_event_with_sequence(spec.to_event())
+                    .map(|e| vec![e]);
                 compare(op, want, got)
             }
             Op::Batch(specs) => {
@@ -161,12 +174,21 @@ impl ModelChecker {
                 let want = self.model.append(events.clone());
                 compare(op, want, store.append_events(events))
             }
-            Op::Query { session, after, before, run, event_type, since, limit } => {
+            Op::Query {
+                session,
+                after,
+                before,
+                run,
+                event_type,
+                since,
+                limit,
+            } => {
                 let q = EventQuery {
                     after: *after,
                     before: *before,
                     run_id: run.map(|r| format!("run-{r}")),
-                    event_type: event_type.map(|t| EventType::ALL[usize::from(t) % EventType::ALL.len()]),
+                    event_type: event_type
+                        .map(|t| EventType::ALL[usize::from(t) % EventType::ALL.len()]),
                     since: since.map(timestamp),
                     limit: *limit,
                     wait_timeout: None,
@@ -190,14 +212,25 @@ impl ModelChecker {
 
     /// Checks that the store holds exactly what the model holds, session by session.
     pub fn check_contents(&self, store: &dyn SessionStore) -> Result<(), String> {
-        let mut sessions: Vec<&str> = self.model.events.iter().map(|e| e.session_id.as_str()).collect();
+        let mut sessions: Vec<&str> = self
+            .model
+            .events
+            .iter()
+            .map(|e| e.session_id.as_str())
+            .collect();
         sessions.sort_unstable();
         sessions.dedup();
         for s in sessions {
             let want = self.model.query(s, &EventQuery::new());
-            let got = store.get_events(s, &EventQuery::new()).map_err(|e| e.to_string())?;
+            let got = store
+                .get_events(s, &EventQuery::new())
+                .map_err(|e| e.to_string())?;
             if want != got {
-                return Err(format!("session {s}: model has {} events, store {}", want.len(), got.len()));
+                return Err(format!(
+                    "session {s}: model has {} events, store {}",
+                    want.len(),
+                    got.len()
+                ));
             }
         }
         Ok(())

@@ -217,7 +217,10 @@ impl Core {
         refuse_if_failed(st)?;
         let before = st.pending.open_bytes();
         self.find_duplicates(st, p, outcomes)?;
-        let mut target = Ticket { target: 0, group: 0 };
+        let mut target = Ticket {
+            target: 0,
+            group: 0,
+        };
         if outcomes
             .iter()
             .any(|o| matches!(*o, Outcome::Stored(pos) if pos >= durable))
@@ -249,13 +252,17 @@ impl Core {
         let before = st.pending.open_bytes();
         let found = {
             let st: &State = st;
-            st.ids.find(hash, |pos| self.id_matches(st, pos, &event.id))?
+            st.ids
+                .find(hash, |pos| self.id_matches(st, pos, &event.id))?
         };
         if let Some(pos) = found {
             let target = if pos >= durable {
                 st.ticket()
             } else {
-                Ticket { target: 0, group: 0 }
+                Ticket {
+                    target: 0,
+                    group: 0,
+                }
             };
             let buffered = buffered_since(st, before);
             return Ok((Outcome::Stored(pos), target, Wake::new(), buffered));
@@ -266,7 +273,12 @@ impl Core {
         let watched = self.notifier.is_watched();
         let to_wake = watched.then_some(&mut wake);
         let seq = self.store_record(st, (event, body, hash), (0, durable), to_wake);
-        Ok((Outcome::New(seq), st.ticket(), wake, buffered_since(st, before)))
+        Ok((
+            Outcome::New(seq),
+            st.ticket(),
+            wake,
+            buffered_since(st, before),
+        ))
     }
 
     /// Classifies every event: already stored, a repeat within the batch, or new.

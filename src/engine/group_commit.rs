@@ -58,7 +58,6 @@ pub(crate) struct GroupCommit {
     signals: [GroupSignal; 2],
 }
 
-
 impl GroupCommit {
     /// A barrier over `writer`, whose log is written and durable up to `end`.
     pub fn new(writer: SegmentWriter, end: u64) -> GroupCommit {
@@ -125,7 +124,11 @@ impl GroupCommit {
         // A group in flight, or else the next to start, is the earliest that
         // can still finish this ticket (after a group that wrote without
         // syncing, a later one must sync).
-        let current = if started > finished { started } else { started + 1 };
+        let current = if started > finished {
+            started
+        } else {
+            started + 1
+        };
         let signal = &self.signals[(ticket.group.max(current) % 2) as usize];
         let value = signal.value();
         // Looked at after reading the signal: a leader changes these before
@@ -178,7 +181,12 @@ impl GroupCommit {
             st.taken_end = st.pending.next();
             self.started.store(st.groups_taken, Ordering::Release);
             let unpublished = std::mem::take(&mut st.unpublished);
-            (st.pending.take(), unpublished, st.taken_end, st.groups_taken)
+            (
+                st.pending.take(),
+                unpublished,
+                st.taken_end,
+                st.groups_taken,
+            )
         };
         let mut result = chunks
             .iter()

@@ -126,7 +126,11 @@ mod tests {
         let h = FastHash::new();
         let bytes: Vec<u8> = (0..70u8).map(|b| b.wrapping_mul(37)).collect();
         for len in 0..bytes.len() {
-            assert_eq!(h.hash_bytes(&bytes[..len]), reference_hash(&h, &bytes[..len]), "len {len}");
+            assert_eq!(
+                h.hash_bytes(&bytes[..len]),
+                reference_hash(&h, &bytes[..len]),
+                "len {len}"
+            );
         }
     }
 

@@ -105,11 +105,7 @@ impl Table {
 
     /// Probes for `hash`: `Ok(Found(position))` for a confirmed match, else
     /// `Ok(Vacant(slot))` with the empty slot that ends the probe sequence.
-    fn probe(
-        &self,
-        hash: u64,
-        is_match: &mut impl FnMut(u64) -> Result<bool>,
-    ) -> Result<Probe> {
+    fn probe(&self, hash: u64, is_match: &mut impl FnMut(u64) -> Result<bool>) -> Result<Probe> {
         let (ctrl, hi, tag) = split(hash);
         let mask = self.mask();
         let mut i = self.home(hi);
@@ -174,11 +170,7 @@ impl IdIndex {
     }
 
     /// Probes the current table, then the one being moved out.
-    fn probe(
-        &self,
-        hash: u64,
-        is_match: &mut impl FnMut(u64) -> Result<bool>,
-    ) -> Result<Probe> {
+    fn probe(&self, hash: u64, is_match: &mut impl FnMut(u64) -> Result<bool>) -> Result<Probe> {
         let probe = self.table.probe(hash, is_match)?;
         if let (Probe::Vacant(_), Some((old, _))) = (&probe, &self.old)
             && let Probe::Found(position) = old.probe(hash, is_match)?
@@ -216,7 +208,8 @@ impl IdIndex {
             Probe::Vacant(i) => i,
         };
         let (ctrl, hi, tag) = split(hash);
-        self.table.set(i, ctrl, hi, (position & POS_MASK) | (tag << POS_BITS));
+        self.table
+            .set(i, ctrl, hi, (position & POS_MASK) | (tag << POS_BITS));
         self.len += 1;
         Ok(None)
     }
@@ -322,13 +315,21 @@ mod tests {
             if n % 2 == 0 {
                 index.insert(hash(n), pos(n));
             } else {
-                assert_eq!(index.find_or_insert(hash(n), pos(n), |_| Ok(false)).unwrap(), None);
+                assert_eq!(
+                    index
+                        .find_or_insert(hash(n), pos(n), |_| Ok(false))
+                        .unwrap(),
+                    None
+                );
             }
             if index.old.is_some() {
                 grew_while_checking += 1;
                 // Every earlier id: found, wherever it lives now.
                 for m in (1..=n).step_by(7) {
-                    assert_eq!(index.find(hash(m), |p| Ok(p == pos(m))).unwrap(), Some(pos(m)));
+                    assert_eq!(
+                        index.find(hash(m), |p| Ok(p == pos(m))).unwrap(),
+                        Some(pos(m))
+                    );
                 }
                 // (Each call moves slots too, so only one per step.)
                 let m = n / 2 + 1;
@@ -341,7 +342,10 @@ mod tests {
         index.reserve(10_000);
         assert!(index.old.is_none(), "a bulk reserve finishes growing");
         for m in 1..6_000u64 {
-            assert_eq!(index.find(hash(m), |p| Ok(p == pos(m))).unwrap(), Some(pos(m)));
+            assert_eq!(
+                index.find(hash(m), |p| Ok(p == pos(m))).unwrap(),
+                Some(pos(m))
+            );
         }
     }
 }

@@ -246,7 +246,13 @@ impl Io {
     }
 
     /// Reads at most `max` bytes at `offset` (fewer at the end of the file).
-    pub fn read_window(&self, file: &File, path: &Path, offset: u64, max: usize) -> Result<Vec<u8>> {
+    pub fn read_window(
+        &self,
+        file: &File,
+        path: &Path,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>> {
         let len = self.file_len(file, path)?;
         let left = len.saturating_sub(offset).min(max as u64);
         let want = usize::try_from(left)

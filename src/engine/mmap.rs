@@ -83,7 +83,8 @@ impl ActiveMap {
         // slice handed out here, which borrows the map and cannot outlive it.
         // As with sealed segments, another program changing the file is out
         // of any store's reach; every record read is checksummed.
-        let bytes = unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset), end - offset) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset), end - offset) };
         Some(bytes)
     }
 }

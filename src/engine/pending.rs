@@ -114,7 +114,13 @@ impl PendingLog {
     /// Appends a record; returns its position. `durable` is a packed
     /// position before which the log is known to be on stable storage (it
     /// may lag: a smaller claim is still true).
-    pub fn append(&mut self, body: &[u8], flags: u8, (sequence, prev): (u64, u64), durable: u64) -> u64 {
+    pub fn append(
+        &mut self,
+        body: &[u8],
+        flags: u8,
+        (sequence, prev): (u64, u64),
+        durable: u64,
+    ) -> u64 {
         let pos = self.next;
         let claim = if !(self.claims && self.segment_claims) {
             0 // no claim
@@ -206,7 +212,9 @@ mod tests {
     }
 
     fn claim_of(p: &PendingLog, pos: u64) -> u32 {
-        parse_header(&p.copy_record(pos).unwrap()).unwrap().durable_before
+        parse_header(&p.copy_record(pos).unwrap())
+            .unwrap()
+            .durable_before
     }
 
     #[test]
@@ -217,7 +225,10 @@ mod tests {
         let b = p.append(b"b", 0, (2, a), pack_position(4, 700));
         // The durable mark still in the segment before: nothing of this one.
         let c = p.append(b"c", 0, (3, b), pack_position(3, 5000));
-        assert_eq!((claim_of(&p, a), claim_of(&p, b), claim_of(&p, c)), (1000, 700, 32));
+        assert_eq!(
+            (claim_of(&p, a), claim_of(&p, b), claim_of(&p, c)),
+            (1000, 700, 32)
+        );
         p.roll_segment();
         let d = p.append(b"d", 0, (4, c), c);
         assert_eq!(claim_of(&p, d), 32);

@@ -611,7 +611,9 @@ mod tests {
             }
         }
         store.sync().unwrap();
-        let afters = (0..300).step_by(7).chain([31, 32, 33, 63, 64, 65, 299, 300]);
+        let afters = (0..300)
+            .step_by(7)
+            .chain([31, 32, 33, 63, 64, 65, 299, 300]);
         check_pages(&store, "s1", &mine, afters);
     }
 

@@ -133,7 +133,9 @@ impl Core {
             .ok_or_else(|| Error::corrupt(&seg.path, 0, "followed segment is sealed"))?;
         check_segment_size(self.io.file_len(file, &seg.path)?, &seg.path)?;
         if cursor.offset == 0 {
-            let head = self.io.read_window(file, &seg.path, 0, SEGMENT_HEADER_LEN)?;
+            let head = self
+                .io
+                .read_window(file, &seg.path, 0, SEGMENT_HEADER_LEN)?;
             match decode_segment_header(&head) {
                 Ok(n) if n == seg.number => cursor.offset = SEGMENT_HEADER_LEN as u64,
                 Ok(_) | Err(_) if sealed => {

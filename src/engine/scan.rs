@@ -97,7 +97,9 @@ pub(crate) fn scan_batches<'a>(
                 let preallocated = batch.is_empty() && is_preallocated(&bytes[at..]);
                 let cut_short = why.is_none() && !preallocated;
                 let reason = match why {
-                    _ if preallocated => "zero-filled (preallocated) space after the last record".into(),
+                    _ if preallocated => {
+                        "zero-filled (preallocated) space after the last record".into()
+                    }
                     Some(why) => why,
                     None => "record is cut short (torn write)".into(),
                 };

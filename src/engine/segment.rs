@@ -402,7 +402,8 @@ impl SegmentWriter {
         let end = offset + bytes.len() as u64;
         self.preallocate(end)?;
         let file = self.active.open_file()?;
-        self.io.write_all_at(file, &self.active.path, bytes, offset)?;
+        self.io
+            .write_all_at(file, &self.active.path, bytes, offset)?;
         // Written once, over the zeros put there before: readers may now
         // read these bytes in place.
         self.active.settle(end);
@@ -524,7 +525,8 @@ pub(crate) mod tests {
             let offset = at;
             prev = pack_position(1, offset);
             let file = seg.open_file().expect("open");
-            io.write_all_at(file, &seg.path, &bytes, offset).expect("write");
+            io.write_all_at(file, &seg.path, &bytes, offset)
+                .expect("write");
             at += bytes.len() as u64;
             (offset, bytes)
         });

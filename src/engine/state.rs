@@ -50,7 +50,11 @@ impl SessionTable {
 
     /// The number of the session called `name`, creating it empty if needed.
     pub fn find_or_add(&mut self, name: &str) -> u32 {
-        if self.list.get(self.last as usize).is_some_and(|s| *s.name == *name) {
+        if self
+            .list
+            .get(self.last as usize)
+            .is_some_and(|s| *s.name == *name)
+        {
             return self.last;
         }
         if let Some(&n) = self.by_name.get(name) {

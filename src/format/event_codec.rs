@@ -77,7 +77,11 @@ pub fn encode_into(event: &Event, out: &mut Vec<u8>) {
 /// append path has it from validation; converting a `SystemTime` is not free).
 pub(crate) fn encode_with_timestamp(event: &Event, nanos: i64, out: &mut Vec<u8>) {
     out.push(event.event_type.code());
-    out.push(if event.run_id.is_some() { FLAG_RUN_ID } else { 0 });
+    out.push(if event.run_id.is_some() {
+        FLAG_RUN_ID
+    } else {
+        0
+    });
     out.extend_from_slice(&nanos.to_le_bytes());
     put_bytes(out, event.id.as_bytes());
     put_bytes(out, event.session_id.as_bytes());
@@ -105,7 +109,10 @@ impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len());
         let end = end.ok_or_else(|| {
-            DecodeError(format!("{what} runs past the end of the body (at byte {})", self.pos))
+            DecodeError(format!(
+                "{what} runs past the end of the body (at byte {})",
+                self.pos
+            ))
         })?;
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
@@ -255,7 +262,10 @@ mod tests {
 
     fn sample() -> Event {
         let mut e = Event::new("séssion", EventType::ToolCallCompleted).with_run("r-1");
-        e.data.insert("nested".into(), serde_json::json!({"a": [1, 2.5, null, "ü"]}));
+        e.data.insert(
+            "nested".into(),
+            serde_json::json!({"a": [1, 2.5, null, "ü"]}),
+        );
         e.metadata.insert("provider".into(), "mock".into());
         e
     }
@@ -266,7 +276,13 @@ mod tests {
         let body = encode(&e);
         assert_eq!(body.len(), encoded_len(&e));
         let back = decode(&body, 7).unwrap();
-        assert_eq!(back, Event { sequence_number: Some(7), ..e });
+        assert_eq!(
+            back,
+            Event {
+                sequence_number: Some(7),
+                ..e
+            }
+        );
     }
 
     #[test]

@@ -104,7 +104,9 @@ fn byte_needs_escape(b: u8) -> bool {
 /// Whether any byte of `block` needs escaping.
 #[inline(always)]
 fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
-    block.iter().fold(false, |dirty, &b| dirty | byte_needs_escape(b))
+    block
+        .iter()
+        .fold(false, |dirty, &b| dirty | byte_needs_escape(b))
 }
 
 /// The index of the first byte of `bytes[from..]` that needs escaping, or `bytes.len()`.
@@ -178,14 +180,22 @@ mod tests {
         let mut ours = Vec::new();
         write_object(map, &mut ours);
         let theirs = serde_json::to_vec(map).unwrap();
-        assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
         assert_eq!(object_len(map), ours.len());
     }
 
     #[test]
     fn every_byte_escapes_as_serde_json_does() {
         let all: String = (0u8..=0x7F).map(char::from).collect();
-        for s in [all.clone(), all.repeat(3), "é\"\\/\u{7f}\u{2028}🚀".into(), String::new()] {
+        for s in [
+            all.clone(),
+            all.repeat(3),
+            "é\"\\/\u{7f}\u{2028}🚀".into(),
+            String::new(),
+        ] {
             let map = json!({ "k": s.clone(), s.clone(): [s] });
             same_as_serde_json(map.as_object().unwrap());
         }

@@ -289,7 +289,13 @@ mod tests {
     #[test]
     fn a_durable_claim_round_trips_and_the_last_reserved_bytes_stay_checked() {
         let mut bytes = Vec::new();
-        encode_record_claiming(&mut bytes, b"body", 0, (2, pack_position(1, 32)), 0x0102_0304);
+        encode_record_claiming(
+            &mut bytes,
+            b"body",
+            0,
+            (2, pack_position(1, 32)),
+            0x0102_0304,
+        );
         assert_eq!(&bytes[10..16], &[4, 3, 2, 1, 0, 0]);
         let RecordParse::Complete(r) = parse_record(&bytes) else {
             panic!("not complete")

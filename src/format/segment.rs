@@ -177,10 +177,16 @@ mod tests {
             assert_eq!(decode_segment_header(&h), Ok(7));
             assert_eq!(decode_segment_version(&h), Ok(v));
         }
-        assert_eq!(decode_segment_version(&encode_segment_header(7)), Ok(FORMAT_VERSION));
+        assert_eq!(
+            decode_segment_version(&encode_segment_header(7)),
+            Ok(FORMAT_VERSION)
+        );
         for v in [0, FORMAT_VERSION + 1] {
             let h = encode_segment_header_of_version(7, v);
-            assert_eq!(decode_segment_header(&h), Err(SegmentHeaderError::UnsupportedVersion(v)));
+            assert_eq!(
+                decode_segment_header(&h),
+                Err(SegmentHeaderError::UnsupportedVersion(v))
+            );
         }
     }
 

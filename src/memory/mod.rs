@@ -89,8 +89,12 @@ impl MemoryStore {
         let Some((first, last)) = query.sequence_range() else {
             return (Vec::new(), latest);
         };
-        let start = usize::try_from(first - 1).unwrap_or(usize::MAX).min(events.len());
-        let end = usize::try_from(last).unwrap_or(usize::MAX).min(events.len());
+        let start = usize::try_from(first - 1)
+            .unwrap_or(usize::MAX)
+            .min(events.len());
+        let end = usize::try_from(last)
+            .unwrap_or(usize::MAX)
+            .min(events.len());
         let found = events[start..end]
             .iter()
             .filter(|e| query.matches_fields(e))

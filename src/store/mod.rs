@@ -2,13 +2,13 @@
 //! input validation all stores share, and the long-poll loop built on
 //! [`notify`].
 
+mod longpoll;
 pub mod notify;
 mod validate;
-mod longpoll;
 
+pub(crate) use longpoll::long_poll;
 pub use notify::{SessionNotifier, Watch};
 pub use validate::MAX_NESTING;
-pub(crate) use longpoll::long_poll;
 pub(crate) use validate::{
     DEFAULT_MAX_EVENT_SIZE, check_size, validate_batch, validate_fields, validate_session_id,
 };

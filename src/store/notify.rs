@@ -176,7 +176,11 @@ impl std::fmt::Debug for Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.handle.signal.watchers.lock().retain(|(id, _)| *id != self.id);
+        self.handle
+            .signal
+            .watchers
+            .lock()
+            .retain(|(id, _)| *id != self.id);
     }
 }
 

@@ -5,9 +5,15 @@
 //! exactly the bytes the encoder would write for its fields (the format has
 //! one encoding per record).
 
-use sessionlog::format::event_codec::{decode, decode_keys, encode, encoded_len, parse_json_object};
-use sessionlog::format::record::{RecordParse, encode_record_into, parse_header, parse_record, record_checksum};
-use sessionlog::format::segment::{decode_segment_header, decode_segment_version, encode_segment_header_of_version};
+use sessionlog::format::event_codec::{
+    decode, decode_keys, encode, encoded_len, parse_json_object,
+};
+use sessionlog::format::record::{
+    RecordParse, encode_record_into, parse_header, parse_record, record_checksum,
+};
+use sessionlog::format::segment::{
+    decode_segment_header, decode_segment_version, encode_segment_header_of_version,
+};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
@@ -39,7 +45,12 @@ fn check_json(data: &[u8]) {
     type Map = serde_json::Map<String, serde_json::Value>;
     let ours = parse_json_object(data).ok();
     let theirs = serde_json::from_slice::<Map>(data).ok();
-    assert_eq!(ours, theirs, "JSON parser differs from serde_json on {:?}", String::from_utf8_lossy(data));
+    assert_eq!(
+        ours,
+        theirs,
+        "JSON parser differs from serde_json on {:?}",
+        String::from_utf8_lossy(data)
+    );
 }
 
 /// `data` as a run of records, read the way a segment scan reads them.
@@ -49,9 +60,19 @@ fn check_records(data: &[u8]) {
     while let RecordParse::Complete(r) = parse_record(&data[pos..]) {
         let len = r.header.record_len();
         let bytes = &data[pos..pos + len];
-        assert_eq!(record_checksum(bytes), r.header.crc, "a complete record's checksum matches");
+        assert_eq!(
+            record_checksum(bytes),
+            r.header.crc,
+            "a complete record's checksum matches"
+        );
         let mut canonical = Vec::new();
-        encode_record_into(&mut canonical, r.body, r.header.flags, r.header.sequence, r.header.prev);
+        encode_record_into(
+            &mut canonical,
+            r.body,
+            r.header.flags,
+            r.header.sequence,
+            r.header.prev,
+        );
         assert_eq!(canonical, bytes, "one encoding per record");
         check_body(r.body);
         pos += len;
@@ -72,14 +93,22 @@ fn check_wrapped(data: &[u8]) {
         other => panic!("a fresh record does not parse: {other:?}"),
     }
     for cut in [0, out.len() / 2, out.len() - 1] {
-        assert!(matches!(parse_record(&out[..cut]), RecordParse::Incomplete), "cut at {cut}");
+        assert!(
+            matches!(parse_record(&out[..cut]), RecordParse::Incomplete),
+            "cut at {cut}"
+        );
     }
 }
 
 /// `data` as the start of a segment file.
 fn check_segment_header(data: &[u8]) {
     if let Ok(number) = decode_segment_header(data) {
-        let version = decode_segment_version(data).expect("a header that decodes states its version");
-        assert_eq!(&data[..32], &encode_segment_header_of_version(number, version), "one encoding per header");
+        let version =
+            decode_segment_version(data).expect("a header that decodes states its version");
+        assert_eq!(
+            &data[..32],
+            &encode_segment_header_of_version(number, version),
+            "one encoding per header"
+        );
     }
 }

@@ -45,7 +45,11 @@ impl<'a> Input<'a> {
 
     /// `Some` of `f` when the next byte is odd.
     pub fn maybe<T>(&mut self, f: impl FnOnce(&mut Input<'a>) -> T) -> Option<T> {
-        if self.u8() & 1 == 1 { Some(f(self)) } else { None }
+        if self.u8() & 1 == 1 {
+            Some(f(self))
+        } else {
+            None
+        }
     }
 
     /// The next `n` bytes (fewer at the end).

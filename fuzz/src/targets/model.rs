@@ -81,8 +81,11 @@ pub fn run(data: &[u8]) {
             }
             Step::Reopen => {
                 log.close().expect("close");
-                let log = LogStore::open_with(dir.path(), opts.clone()).expect("reopen after a clean close");
-                checker.check_contents(&log).unwrap_or_else(|d| panic!("after reopen: {d}"));
+                let log = LogStore::open_with(dir.path(), opts.clone())
+                    .expect("reopen after a clean close");
+                checker
+                    .check_contents(&log)
+                    .unwrap_or_else(|d| panic!("after reopen: {d}"));
                 log
             }
             Step::Crash(cut) => crash(log, dir.path(), &opts, cut, &mut checker, &mut stored),
@@ -93,14 +96,24 @@ pub fn run(data: &[u8]) {
         });
     }
     let log = store.expect("open store");
-    checker.check_contents(&log).unwrap_or_else(|d| panic!("at the end: {d}"));
+    checker
+        .check_contents(&log)
+        .unwrap_or_else(|d| panic!("at the end: {d}"));
     log.close().expect("close");
 }
 
 /// Small segments (so crashes hit sealed/active boundaries) and a sync policy.
 fn options(b: u8) -> LogOptions {
-    let sync = if b & 1 == 0 { SyncPolicy::Never } else { SyncPolicy::Always };
-    LogOptions { sync, segment_size: 1024 << (b >> 1 & 3), ..LogOptions::default() }
+    let sync = if b & 1 == 0 {
+        SyncPolicy::Never
+    } else {
+        SyncPolicy::Always
+    };
+    LogOptions {
+        sync,
+        segment_size: 1024 << (b >> 1 & 3),
+        ..LogOptions::default()
+    }
 }
 
 fn apply(log: &LogStore, checker: &mut ModelChecker, stored: &mut Stored, op: &Op) {
@@ -119,7 +132,10 @@ fn apply(log: &LogStore, checker: &mut ModelChecker, stored: &mut Stored, op: &O
                 let q = EventQuery::new();
                 let all = log.get_events(&e.session_id, &q).expect("read");
                 // The stored event with this id (in any session).
-                all.into_iter().find(|x| x.id == e.id).or_else(|| find_anywhere(log, &e.id)).expect("stored")
+                all.into_iter()
+                    .find(|x| x.id == e.id)
+                    .or_else(|| find_anywhere(log, &e.id))
+                    .expect("stored")
             })
             .collect();
         stored.push(&results);
@@ -128,7 +144,9 @@ fn apply(log: &LogStore, checker: &mut ModelChecker, stored: &mut Stored, op: &O
 
 fn find_anywhere(log: &LogStore, id: &str) -> Option<Event> {
     (1..=SESSIONS).find_map(|s| {
-        let all = log.get_events(&format!("session-{s}"), &EventQuery::new()).ok()?;
+        let all = log
+            .get_events(&format!("session-{s}"), &EventQuery::new())
+            .ok()?;
         all.into_iter().find(|e| e.id == id)
     })
 }
@@ -141,7 +159,9 @@ fn step(input: &mut Input<'_>) -> Step {
             Step::Op(Op::Batch((0..n).map(|_| spec(input)).collect()))
         }
         9..=11 => Step::Op(query(input)),
-        12 => Step::Op(Op::Latest { session: input.below(u32::from(SESSIONS) + 1) as u8 }),
+        12 => Step::Op(Op::Latest {
+            session: input.below(u32::from(SESSIONS) + 1) as u8,
+        }),
         13 => Step::Reopen,
         14 => Step::Crash(input.u32()),
         _ => Step::PowerLoss(input.u32()),
@@ -200,7 +220,10 @@ fn crash(
         let header = SEGMENT_HEADER_LEN as u64;
         if len > header {
             let at = header + u64::from(cut) % (len - header + 1);
-            let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open segment");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open segment");
             f.set_len(at).expect("truncate");
         }
     }
@@ -233,7 +256,9 @@ fn power_loss(
     let newest = newest_segment(dir);
     let mut start: Option<u64> = None;
     sessionlog::engine::inspect::scan(dir, |r| {
-        let ours = written.iter().any(|(s, n)| *s == r.session_id && *n == r.sequence);
+        let ours = written
+            .iter()
+            .any(|(s, n)| *s == r.session_id && *n == r.sequence);
         if start.is_none() && ours && Some(&r.file) == newest.as_ref() {
             start = Some(r.offset);
         }
@@ -244,7 +269,10 @@ fn power_loss(
     }
     let log = LogStore::open_with(dir, opts.clone()).expect("a power loss must not fail the open");
     let log = rebase(log, checker, stored);
-    assert!(stored.events.len() >= before, "a power loss lost what was durable before the last write");
+    assert!(
+        stored.events.len() >= before,
+        "a power loss lost what was durable before the last write"
+    );
     log
 }
 
@@ -275,7 +303,9 @@ fn rebase(log: LogStore, checker: &mut ModelChecker, stored: &mut Stored) -> Log
     if !events.is_empty() {
         checker.model.append(events);
     }
-    checker.check_contents(&log).unwrap_or_else(|d| panic!("after a crash: {d}"));
+    checker
+        .check_contents(&log)
+        .unwrap_or_else(|d| panic!("after a crash: {d}"));
     log
 }
 
@@ -283,15 +313,25 @@ fn rebase(log: LogStore, checker: &mut ModelChecker, stored: &mut Stored) -> Log
 /// append order that ends on a batch boundary.
 fn surviving_prefix(log: &LogStore, stored: &Stored) -> usize {
     let kept: u64 = (1..=SESSIONS)
-        .map(|s| log.get_latest_sequence(&format!("session-{s}")).expect("latest"))
+        .map(|s| {
+            log.get_latest_sequence(&format!("session-{s}"))
+                .expect("latest")
+        })
         .sum();
     let kept = usize::try_from(kept).expect("small");
-    assert!(kept <= stored.events.len(), "more events after a crash than were stored");
+    assert!(
+        kept <= stored.events.len(),
+        "more events after a crash than were stored"
+    );
     for (e, _) in &stored.events[..kept] {
-        let got = log.get_events(&e.session_id, &EventQuery::new()).expect("read");
+        let got = log
+            .get_events(&e.session_id, &EventQuery::new())
+            .expect("read");
         assert!(got.contains(e), "a crash kept a later event but lost {e:?}");
     }
-    if let (Some((_, last)), Some((_, next))) = (stored.events[..kept].last(), stored.events.get(kept)) {
+    if let (Some((_, last)), Some((_, next))) =
+        (stored.events[..kept].last(), stored.events.get(kept))
+    {
         assert_ne!(last, next, "a crash kept part of a batch");
     }
     kept

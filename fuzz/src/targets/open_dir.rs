@@ -15,7 +15,9 @@ use std::path::Path;
 use sessionlog::format::event_codec;
 use sessionlog::format::record::{RecordParse, parse_record};
 use sessionlog::format::segment::{encode_segment_header, segment_file_name};
-use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, RecoveryMode, SessionStore, SyncPolicy};
+use sessionlog::{
+    Event, EventQuery, EventType, LogOptions, LogStore, RecoveryMode, SessionStore, SyncPolicy,
+};
 
 use super::input::Input;
 
@@ -24,7 +26,11 @@ pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
     let dir = super::input::scratch_dir();
     let mode = input.u8();
-    let recovery = [RecoveryMode::TolerateTail, RecoveryMode::Strict, RecoveryMode::Salvage][usize::from(mode >> 2) % 3];
+    let recovery = [
+        RecoveryMode::TolerateTail,
+        RecoveryMode::Strict,
+        RecoveryMode::Salvage,
+    ][usize::from(mode >> 2) % 3];
     if mode & 1 == 0 {
         arbitrary_files(dir.path(), &mut input, recovery);
     } else {
@@ -34,7 +40,12 @@ pub fn run(data: &[u8]) {
 
 /// Options for opening: small segments so that logs span several files.
 fn options(recovery: RecoveryMode) -> LogOptions {
-    LogOptions { sync: SyncPolicy::Never, segment_size: 1024, recovery, ..LogOptions::default() }
+    LogOptions {
+        sync: SyncPolicy::Never,
+        segment_size: 1024,
+        recovery,
+        ..LogOptions::default()
+    }
 }
 
 /// Writes up to 3 segment files of arbitrary bytes (most with a valid header,
@@ -82,7 +93,11 @@ fn follow_read_only(dir: &Path, carried: &[Event]) {
             return;
         };
         for (i, event) in events.iter().enumerate() {
-            assert_eq!(event.sequence_number, Some(i as u64 + 1), "a follower's sequences have a gap");
+            assert_eq!(
+                event.sequence_number,
+                Some(i as u64 + 1),
+                "a follower's sequences have a gap"
+            );
             assert!(
                 carried.iter().any(|c| same(c, event, false)),
                 "a read-only follower returned an event no checksum-valid record carries: {event:?}"
@@ -109,7 +124,11 @@ fn valid_records(dir: &Path) -> Vec<Event> {
 }
 
 fn sessions_of(events: &[Event]) -> Vec<String> {
-    let mut s: Vec<String> = events.iter().map(|e| e.session_id.clone()).filter(|s| !s.is_empty()).collect();
+    let mut s: Vec<String> = events
+        .iter()
+        .map(|e| e.session_id.clone())
+        .filter(|s| !s.is_empty())
+        .collect();
     s.sort_unstable();
     s.dedup();
     s
@@ -118,7 +137,13 @@ fn sessions_of(events: &[Event]) -> Vec<String> {
 /// Equal events; with `any_sequence`, up to the sequence number.
 fn same(a: &Event, b: &Event, any_sequence: bool) -> bool {
     if any_sequence {
-        Event { sequence_number: None, ..a.clone() } == Event { sequence_number: None, ..b.clone() }
+        Event {
+            sequence_number: None,
+            ..a.clone()
+        } == Event {
+            sequence_number: None,
+            ..b.clone()
+        }
     } else {
         a == b
     }
@@ -126,10 +151,19 @@ fn same(a: &Event, b: &Event, any_sequence: bool) -> bool {
 
 /// All of a session's events, checking that they are numbered 1..=latest.
 fn read_session(store: &LogStore, session: &str) -> Vec<Event> {
-    let events = store.get_events(session, &EventQuery::new()).expect("read an opened log");
+    let events = store
+        .get_events(session, &EventQuery::new())
+        .expect("read an opened log");
     let latest = store.get_latest_sequence(session).expect("latest");
-    let seqs: Vec<u64> = events.iter().map(|e| e.sequence_number.unwrap_or(0)).collect();
-    assert_eq!(seqs, (1..=latest).collect::<Vec<_>>(), "session {session} is not numbered 1..={latest}");
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e.sequence_number.unwrap_or(0))
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=latest).collect::<Vec<_>>(),
+        "session {session} is not numbered 1..={latest}"
+    );
     for e in &events {
         assert_eq!(e.session_id, session, "an event of another session");
     }
@@ -142,14 +176,20 @@ fn damaged_log(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     let written = write_log(dir, input);
     let edits = damage(dir, input);
     let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
-        assert!(edits > 0 || recovery == RecoveryMode::Salvage, "an undamaged log fails to open");
+        assert!(
+            edits > 0 || recovery == RecoveryMode::Salvage,
+            "an undamaged log fails to open"
+        );
         return;
     };
     let salvage = recovery == RecoveryMode::Salvage;
     let mut found = 0;
     for session in sessions_of(&written) {
         for event in read_session(&store, &session) {
-            assert!(written.iter().any(|w| same(w, &event, salvage)), "open returned an event never written: {event:?}");
+            assert!(
+                written.iter().any(|w| same(w, &event, salvage)),
+                "open returned an event never written: {event:?}"
+            );
             found += 1;
         }
     }
@@ -168,7 +208,9 @@ fn write_log(dir: &Path, input: &mut Input<'_>) -> Vec<Event> {
     let mut i = 0;
     while i < count {
         let batch = 1 + input.below(4).min(count - i);
-        let events: Vec<Event> = (i..i + batch).map(|n| recipe_event(n, input.u8())).collect();
+        let events: Vec<Event> = (i..i + batch)
+            .map(|n| recipe_event(n, input.u8()))
+            .collect();
         written.extend(store.append_events(events).expect("append"));
         i += batch;
     }
@@ -178,9 +220,12 @@ fn write_log(dir: &Path, input: &mut Input<'_>) -> Vec<Event> {
 
 /// Event `n` of a log recipe; `shape` picks its session, run and size.
 fn recipe_event(n: u32, shape: u8) -> Event {
-    let mut e = Event::new(format!("s{}", shape % 3), EventType::ALL[usize::from(shape) % 28])
-        .with_id(format!("e{n}"))
-        .with_data("pad", "p".repeat(usize::from(shape >> 2) * 8));
+    let mut e = Event::new(
+        format!("s{}", shape % 3),
+        EventType::ALL[usize::from(shape) % 28],
+    )
+    .with_id(format!("e{n}"))
+    .with_data("pad", "p".repeat(usize::from(shape >> 2) * 8));
     if shape & 0x20 != 0 {
         e = e.with_run("r");
     }

@@ -115,7 +115,10 @@ fn read_only_commands_work_while_a_writer_holds_the_log() {
     assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
     let json: serde_json::Value = serde_json::from_str(&stdout(&stats)).unwrap();
     assert_eq!(json["total_events"], 10);
-    assert_eq!(json["format_version"], sessionlog::format::segment::FORMAT_VERSION);
+    assert_eq!(
+        json["format_version"],
+        sessionlog::format::segment::FORMAT_VERSION
+    );
     assert_eq!(json["session_count"], 1);
     assert_eq!(json["sessions"][0]["latest_sequence"], 10);
     assert!(json["segment_count"].as_u64().unwrap() > 1, "{json}");
@@ -126,7 +129,10 @@ fn read_only_commands_work_while_a_writer_holds_the_log() {
 
     let text = stdout(&run_in(&dir, &["stats", "--sessions"]));
     assert!(
-        text.contains(&format!("format version  {}", sessionlog::format::segment::FORMAT_VERSION)) && text.contains("events          10"),
+        text.contains(&format!(
+            "format version  {}",
+            sessionlog::format::segment::FORMAT_VERSION
+        )) && text.contains("events          10"),
         "{text}"
     );
 }

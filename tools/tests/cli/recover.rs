@@ -150,7 +150,11 @@ fn recover_cuts_a_write_a_power_loss_tore_with_valid_records_after_its_hole() {
     let store = LogStore::open(&dir).unwrap();
     let mut stored = Vec::new();
     for i in 0..6 {
-        stored.push(store.append_event_with_sequence(sample_event("s", i)).unwrap());
+        stored.push(
+            store
+                .append_event_with_sequence(sample_event("s", i))
+                .unwrap(),
+        );
     }
     let batch: Vec<Event> = (6..16).map(|i| sample_event("s", i)).collect();
     store.append_events(batch).unwrap();
@@ -168,7 +172,14 @@ fn recover_cuts_a_write_a_power_loss_tore_with_valid_records_after_its_hole() {
     let out = verify_finds_a_torn_tail_and_recover_cuts_it(&dir);
     let cut = fs::metadata(&middle.file).unwrap().len();
     assert_eq!(cut, recs[6].offset, "cut where the batch starts");
-    assert!(out.contains(&format!("cut {} bytes", bytes.len() as u64 - cut)), "{out}");
+    assert!(
+        out.contains(&format!("cut {} bytes", bytes.len() as u64 - cut)),
+        "{out}"
+    );
     assert_eq!(run_in(&dir, &["verify"]).status.code(), Some(0));
-    assert_eq!(read_session(&dir, "s"), stored, "the torn batch is cut, nothing before it");
+    assert_eq!(
+        read_session(&dir, "s"),
+        stored,
+        "the torn batch is cut, nothing before it"
+    );
 }
