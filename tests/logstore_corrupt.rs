@@ -7,9 +7,9 @@ mod logstore_util;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use logstore_util::{Expected, all, copy_dir, ev, open_small_buffered, segments};
+use logstore_util::{Expected, all, copy_dir, corrupt_on_open, ev, open_small_buffered, segments};
 use sessionlog::engine::inspect;
-use sessionlog::{Error, LogStore, SessionStore};
+use sessionlog::{Error, LogOptions, LogStore, SessionStore};
 
 const SESSIONS: [&str; 3] = ["a", "b", "c"];
 
@@ -133,18 +133,10 @@ fn damage_in_a_sealed_segment_names_the_file_and_offset() {
     .unwrap();
     let victim = &records[records.len() / 2];
     flip(&second, victim.offset + victim.len - 1, 3);
-    match LogStore::open(dir.path()).unwrap_err() {
-        Error::Corrupt {
-            file,
-            offset,
-            reason,
-        } => {
-            assert_eq!(file, second);
-            assert_eq!(offset, victim.offset);
-            assert!(reason.contains("checksum"), "{reason}");
-        }
-        other => panic!("{other}"),
-    }
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!(file, second);
+    assert_eq!(offset, victim.offset);
+    assert!(reason.contains("checksum"), "{reason}");
     let report = inspect::verify(dir.path()).unwrap();
     assert!(!report.is_openable());
     assert!(
@@ -161,10 +153,8 @@ fn a_missing_segment_is_named() {
     build(dir.path());
     let gone = segments(dir.path())[1].clone();
     std::fs::remove_file(&gone).unwrap();
-    match LogStore::open(dir.path()).unwrap_err() {
-        Error::Corrupt { file, .. } => assert_eq!(file, gone),
-        other => panic!("{other}"),
-    }
+    let (file, _, _) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!(file, gone);
     assert!(LogStore::open_read_only(dir.path()).is_err());
 }
 
@@ -230,17 +220,9 @@ fn an_id_stored_twice_is_damage() {
         .unwrap()
         .write_all_at(&spliced, len)
         .unwrap();
-    match LogStore::open(a.path()).unwrap_err() {
-        Error::Corrupt {
-            file,
-            offset,
-            reason,
-        } => {
-            assert_eq!((file, offset), (target, len));
-            assert!(reason.contains("stored twice"), "{reason}");
-        }
-        other => panic!("{other}"),
-    }
+    let (file, offset, reason) = corrupt_on_open(a.path(), LogOptions::default());
+    assert_eq!((file, offset), (target, len));
+    assert!(reason.contains("stored twice"), "{reason}");
     let report = inspect::verify(a.path()).unwrap();
     assert!(
         report

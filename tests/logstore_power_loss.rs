@@ -11,12 +11,10 @@ mod logstore_util;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use logstore_util::{Expected, ev, segments};
+use logstore_util::{Expected, corrupt_on_open, ev, segments};
 use sessionlog::format::record::{RECORD_HEADER_LEN, parse_header};
 use sessionlog::format::segment::encode_segment_header_of_version;
-use sessionlog::{
-    Error, Event, EventType, LogOptions, LogStore, RecoveryMode, SessionStore, SyncPolicy,
-};
+use sessionlog::{Event, EventType, LogOptions, LogStore, RecoveryMode, SessionStore, SyncPolicy};
 
 /// A log of `singles` events appended one at a time (each its own durable
 /// group), then one batch of `batch` events (one group, one write), closed.
@@ -77,13 +75,9 @@ fn a_torn_last_write_that_valid_records_follow_is_cut_like_a_torn_tail() {
         recovery: RecoveryMode::Strict,
         ..LogOptions::default()
     };
-    match LogStore::open_with(dir.path(), strict).unwrap_err() {
-        Error::Corrupt { offset, reason, .. } => {
-            assert_eq!(offset, batch[0] as u64, "the cut: where the batch starts");
-            assert!(reason.contains("strict"), "{reason}");
-        }
-        other => panic!("{other}"),
-    }
+    let (_, offset, reason) = corrupt_on_open(dir.path(), strict);
+    assert_eq!(offset, batch[0] as u64, "the cut: where the batch starts");
+    assert!(reason.contains("strict"), "{reason}");
     assert_eq!(std::fs::read(&seg).unwrap(), damaged);
 
     // A read-only follower reads up to the tear and changes nothing either.
@@ -112,20 +106,12 @@ fn damage_to_a_record_that_was_durable_is_an_error_even_in_the_last_segment() {
     // The 6th single was synced before the 7th was made, which claims so.
     bytes[offsets[5] + 40] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
-    match LogStore::open(dir.path()).unwrap_err() {
-        Error::Corrupt {
-            file,
-            offset,
-            reason,
-        } => {
-            assert_eq!(file, seg);
-            assert_eq!(offset, offsets[5] as u64);
-            let proof = format!("durable follows at offset {}", offsets[6]);
-            assert!(reason.contains(&proof), "{reason}");
-            assert!(reason.contains("not a torn tail"), "{reason}");
-        }
-        other => panic!("not a Corrupt error: {other}"),
-    }
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!(file, seg);
+    assert_eq!(offset, offsets[5] as u64);
+    let proof = format!("durable follows at offset {}", offsets[6]);
+    assert!(reason.contains(&proof), "{reason}");
+    assert!(reason.contains("not a torn tail"), "{reason}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }
 
@@ -143,12 +129,8 @@ fn an_older_segment_without_claims_is_continued_without_them_and_judged_as_befor
     }
     // The same tear as above: without claims it cannot be told from damage.
     lose_a_sector(&seg, batch[2]);
-    match LogStore::open(dir.path()).unwrap_err() {
-        Error::Corrupt { reason, .. } => {
-            assert!(reason.contains("not a torn tail"), "{reason}")
-        }
-        other => panic!("{other}"),
-    }
+    let (_, _, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert!(reason.contains("not a torn tail"), "{reason}");
 }
 
 #[test]
@@ -192,12 +174,8 @@ fn buffered_appends_claim_nothing_and_a_tear_among_them_is_an_error_as_before() 
     }
     // The clean close made them all durable: damage among them is damage.
     lose_a_sector(&seg, offsets[offsets.len() - 4]);
-    match LogStore::open(dir.path()).unwrap_err() {
-        Error::Corrupt { reason, .. } => {
-            assert!(reason.contains("not a torn tail"), "{reason}")
-        }
-        other => panic!("{other}"),
-    }
+    let (_, _, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert!(reason.contains("not a torn tail"), "{reason}");
 }
 
 /// The bytes of format/README.md's example, read from the specification.
@@ -318,8 +296,6 @@ fn a_new_segment_whose_header_a_power_loss_dropped_is_started_afresh() {
     old[at + 10..at + 14].fill(0);
     sessionlog::format::record::seal_record(&mut old[at..]);
     std::fs::write(&last, &old).unwrap();
-    match LogStore::open_with(dir.path(), opts).unwrap_err() {
-        Error::Corrupt { offset: 0, .. } => {}
-        other => panic!("{other}"),
-    }
+    let (_, offset, _) = corrupt_on_open(dir.path(), opts);
+    assert_eq!(offset, 0);
 }

@@ -7,8 +7,8 @@ mod logstore_util;
 use std::io::Write;
 use std::path::Path;
 
-use logstore_util::{Expected, copy_dir, ev, segments};
-use sessionlog::{Error, Event, LogOptions, LogStore, RecoveryMode, SessionStore};
+use logstore_util::{Expected, copy_dir, corrupt_on_open, ev, segments};
+use sessionlog::{Event, LogOptions, LogStore, RecoveryMode, SessionStore};
 
 fn set_len(path: &Path, len: u64) {
     std::fs::OpenOptions::new()
@@ -124,14 +124,9 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
         recovery: RecoveryMode::Strict,
         ..LogOptions::default()
     };
-    let err = LogStore::open_with(dir.path(), strict).unwrap_err();
-    match &err {
-        Error::Corrupt { file, offset, .. } => {
-            assert_eq!(file, &seg);
-            assert_eq!(*offset, steps[steps.len() - 2].0);
-        }
-        other => panic!("not a Corrupt error: {other}"),
-    }
+    let (file, offset, _) = corrupt_on_open(dir.path(), strict);
+    assert_eq!(file, seg);
+    assert_eq!(offset, steps[steps.len() - 2].0);
     assert_eq!(std::fs::read(&seg).unwrap(), before);
     // The default mode opens it.
     steps[steps.len() - 2]
@@ -147,19 +142,10 @@ fn damage_followed_by_valid_records_is_not_a_tail() {
     let damaged_at = steps[2].0 as usize + 40; // inside the batch, well before the end
     bytes[damaged_at] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
-    let err = LogStore::open(dir.path()).unwrap_err();
-    match &err {
-        Error::Corrupt {
-            file,
-            offset,
-            reason,
-        } => {
-            assert_eq!(file, &seg);
-            assert_eq!(*offset, steps[2].0, "the damaged record's offset");
-            assert!(reason.contains("not a torn tail"), "{reason}");
-        }
-        other => panic!("not a Corrupt error: {other}"),
-    }
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!(file, seg);
+    assert_eq!(offset, steps[2].0, "the damaged record's offset");
+    assert!(reason.contains("not a torn tail"), "{reason}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }
 

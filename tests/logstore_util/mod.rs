@@ -107,3 +107,17 @@ fn open_small_with(dir: &Path, segment_size: u64, sync: SyncPolicy) -> LogStore 
     };
     LogStore::open_with(dir, opts).expect("open")
 }
+
+/// Opens `dir` with `opts`, which must fail with `Error::Corrupt`; returns
+/// the file, offset and reason it names (any other outcome fails the test).
+pub fn corrupt_on_open(dir: &Path, opts: LogOptions) -> (PathBuf, u64, String) {
+    match LogStore::open_with(dir, opts) {
+        Err(sessionlog::Error::Corrupt {
+            file,
+            offset,
+            reason,
+        }) => (file, offset, reason),
+        Err(other) => panic!("not a Corrupt error: {other}"),
+        Ok(_) => panic!("{} opened, but it is damaged", dir.display()),
+    }
+}
