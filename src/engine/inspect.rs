@@ -332,88 +332,99 @@ fn walk_segment(
     problems: &mut Vec<Problem>,
     tracker: &mut Tracker<'_>,
 ) {
-    let SegmentWalk {
-        path,
-        n,
-        bytes,
-        newest,
-    } = segment;
-    match decode_segment_header(bytes) {
-        Ok(found) if found == n => {}
-        Ok(found) => problems.push(problem(
-            path,
-            16,
-            format!("header names segment {found}"),
-            false,
-        )),
-        Err(e) => {
-            let torn = newest && header_tear_refuted(bytes).is_none();
-            problems.push(problem(path, 0, e.to_string(), torn));
-            if torn {
-                // Opening starts this segment afresh: nothing in it counts
-                // (records a power loss kept of its first write, if any).
-                visit(Visit::Break);
-                return;
-            }
-        }
+    if !walk_header(&segment, problems) {
+        // Opening starts this segment afresh: nothing in it counts
+        // (records a power loss kept of its first write, if any).
+        visit(Visit::Break);
+        return;
     }
-    let claims = decode_segment_version(bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
     let mut at = SEGMENT_HEADER_LEN;
     let mut open_batch: Option<u64> = None;
-    while at < bytes.len() {
-        match parse_found(&bytes[at..], at as u64) {
+    while at < segment.bytes.len() {
+        match parse_found(&segment.bytes[at..], at as u64) {
             Ok(found) => {
                 let len = found.header.record_len();
-                let body = &bytes[at + RECORD_HEADER_LEN..at + len];
                 visit(Visit::Record(&Walked {
-                    file: path,
-                    segment: n,
+                    file: segment.path,
+                    segment: segment.n,
                     found,
-                    body,
+                    body: &segment.bytes[at + RECORD_HEADER_LEN..at + len],
                 }));
                 open_batch = found
                     .header
                     .batch_continues()
                     .then(|| open_batch.unwrap_or(at as u64));
                 at += len;
-                tracker.at(at as u64);
             }
-            Err(_) if newest && open_batch.is_none() && is_preallocated(&bytes[at..]) => {
+            Err(_)
+                if segment.newest
+                    && open_batch.is_none()
+                    && is_preallocated(&segment.bytes[at..]) =>
+            {
                 // The writer's preallocated space: the log simply ends here.
                 return;
             }
             Err(why) => {
-                let reason = why.unwrap_or_else(|| "record is cut short".into());
-                let cut = open_batch.unwrap_or(at as u64);
-                let torn = newest && torn_write_refuted(bytes, at, cut, claims).is_none();
-                if let Some(start) = open_batch.take() {
-                    problems.push(problem(path, start, "batch is not finished", torn));
-                }
-                problems.push(problem(path, at as u64, reason, torn));
-                visit(Visit::Break);
-                if torn {
-                    // Opening cuts the log here; what follows (the rest of
-                    // a write a power loss tore, if anything) never counted.
-                    return;
-                }
-                match next_valid_record(bytes, at + 1) {
-                    Some(p) => {
-                        at = p;
-                        tracker.at(at as u64);
+                let damage = (at, open_batch.take(), why);
+                match walk_damage(&segment, damage, problems) {
+                    Some(next) => {
+                        visit(Visit::Break);
+                        at = next;
                     }
-                    None => return,
+                    None => return visit(Visit::Break),
                 }
             }
         }
+        tracker.at(at as u64);
     }
     if let Some(start) = open_batch {
-        problems.push(problem(
-            path,
-            start,
-            "batch is not finished at the end of the segment",
-            newest,
-        ));
+        let why = "batch is not finished at the end of the segment";
+        problems.push(problem(segment.path, start, why, segment.newest));
     }
+}
+
+/// Checks a walked segment's header, noting what is wrong with it; false
+/// when the header is a power-loss tear, so none of the segment counts.
+fn walk_header(segment: &SegmentWalk<'_>, problems: &mut Vec<Problem>) -> bool {
+    let SegmentWalk { path, n, bytes, .. } = *segment;
+    match decode_segment_header(bytes) {
+        Ok(found) if found == n => true,
+        Ok(found) => {
+            let why = format!("header names segment {found}");
+            problems.push(problem(path, 16, why, false));
+            true
+        }
+        Err(e) => {
+            let torn = segment.newest && header_tear_refuted(bytes).is_none();
+            problems.push(problem(path, 0, e.to_string(), torn));
+            !torn
+        }
+    }
+}
+
+/// Notes the damage found at `at` (inside the batch that began at
+/// `open_batch`, if any); returns where the walk goes on, or `None` when
+/// nothing valid follows or the damage is a tear that opening cuts.
+fn walk_damage(
+    segment: &SegmentWalk<'_>,
+    (at, open_batch, why): (usize, Option<u64>, Option<String>),
+    problems: &mut Vec<Problem>,
+) -> Option<usize> {
+    let SegmentWalk { path, bytes, .. } = *segment;
+    let claims = decode_segment_version(bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
+    let reason = why.unwrap_or_else(|| "record is cut short".into());
+    let cut = open_batch.unwrap_or(at as u64);
+    let torn = segment.newest && torn_write_refuted(bytes, at, cut, claims).is_none();
+    if let Some(start) = open_batch {
+        problems.push(problem(path, start, "batch is not finished", torn));
+    }
+    problems.push(problem(path, at as u64, reason, torn));
+    if torn {
+        // Opening cuts the log here; what follows (the rest of a write a
+        // power loss tore, if anything) never counted.
+        return None;
+    }
+    next_valid_record(bytes, at + 1)
 }
 
 /// Calls `f` with every valid record of the log in `dir`, in log order, and
