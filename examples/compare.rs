@@ -639,14 +639,14 @@ fn time_pages(store: &dyn SessionStore, shape: Shape) -> Pages {
     }
 }
 
-/// SQLite's side of one query log: build time, memory, page timings.
-struct SqlitePages {
+/// A store's query log: its build time, memory after the build, and pages.
+struct QueryLog {
     build: Duration,
     mem: Mem,
     pages: Pages,
 }
 
-fn sqlite_pages(cfg: &Config, shape: Shape) -> Option<SqlitePages> {
+fn sqlite_pages(cfg: &Config, shape: Shape) -> Option<QueryLog> {
     if !cfg.sqlite {
         return None;
     }
@@ -657,7 +657,7 @@ fn sqlite_pages(cfg: &Config, shape: Shape) -> Option<SqlitePages> {
     let mem = Mem::now().since(before);
     disk::settle(sd.path());
     let pages = time_pages(&sq, shape);
-    Some(SqlitePages { build, mem, pages })
+    Some(QueryLog { build, mem, pages })
 }
 
 fn section_query(cfg: &Config, res: &mut Results) {
@@ -669,7 +669,6 @@ fn section_query(cfg: &Config, res: &mut Results) {
     let mut sql_p50 = Vec::new();
     for total in [cfg.small, cfg.big] {
         let shape = Shape::of(total);
-        let events = shape.sessions * shape.per_session;
         let ld = cfg.tempdir();
         let before = Mem::now();
         let log = Log::open(ld.path(), false);
@@ -677,53 +676,17 @@ fn section_query(cfg: &Config, res: &mut Results) {
         let mem = Mem::now().since(before);
         log.sync();
         disk::settle(ld.path());
-        let lp = time_pages(&*log.store(), shape);
+        let pages = time_pages(&*log.store(), shape);
         log.close();
         let reopened = reopen_memory(ld.path(), shape);
         drop(ld);
         let sq = sqlite_pages(cfg, shape);
-        let t = |d: Duration| format!("built in {:.1}s", d.as_secs_f64());
-        let or_skip =
-            |f: &dyn Fn(&SqlitePages) -> String| sq.as_ref().map_or("skipped".to_string(), f);
-        res.row(
-            format!("build {events} events (batches of 1000)"),
-            "-".into(),
-            t(build),
-            or_skip(&|s| t(s.build)),
-        );
-        res.row(
-            format!("page of 100, {events}-event log, first touch"),
-            "-".into(),
-            fmt_rate(&lp.first),
-            or_skip(&|s| fmt_rate(&s.pages.first)),
-        );
-        res.row(
-            format!("page of 100, {events}-event log"),
-            "-".into(),
-            fmt_rate(&lp.unfiltered),
-            or_skip(&|s| fmt_rate(&s.pages.unfiltered)),
-        );
-        res.row(
-            format!("page of 100 by type, {events}-event log"),
-            "-".into(),
-            fmt_rate(&lp.by_type),
-            or_skip(&|s| fmt_rate(&s.pages.by_type)),
-        );
-        res.row(
-            format!("memory after build, {events} events"),
-            "-".into(),
-            fmt_mem(mem, events),
-            or_skip(&|s| fmt_mem(s.mem, events)),
-        );
-        if let Some(m) = reopened {
-            res.row(
-                format!("memory after reopen, {events} events"),
-                "-".into(),
-                fmt_mem(m, events),
-                "-".into(),
-            );
-        }
+        log_p50.push((pages.first.p50, pages.unfiltered.p50));
+        sql_p50.push(sq.as_ref().map(|s| s.pages.unfiltered.p50));
+        let log = QueryLog { build, mem, pages };
+        query_rows(res, shape, &log, sq.as_ref(), reopened);
         if total == cfg.big {
+            let events = shape.sessions * shape.per_session;
             let per = reopened.unwrap_or(mem).heap as f64 / events as f64;
             res.ratio(
                 format!("memory B/event at {events} events (heap)"),
@@ -732,9 +695,57 @@ fn section_query(cfg: &Config, res: &mut Results) {
                 per <= 32.0,
             );
         }
-        log_p50.push((lp.first.p50, lp.unfiltered.p50));
-        sql_p50.push(sq.map(|s| s.pages.unfiltered.p50));
     }
+    query_ratios(cfg, res, &log_p50, sql_p50[1]);
+}
+
+/// The rows of one query log: LogStore's build, pages and memory (`log`)
+/// beside SQLite's (`sq`, `None` when skipped).
+fn query_rows(
+    res: &mut Results,
+    shape: Shape,
+    log: &QueryLog,
+    sq: Option<&QueryLog>,
+    reopened: Option<Mem>,
+) {
+    let events = shape.sessions * shape.per_session;
+    let built = |s: &QueryLog| format!("built in {:.1}s", s.build.as_secs_f64());
+    let mut row = |what: String, f: &dyn Fn(&QueryLog) -> String| {
+        let sql = sq.map_or("skipped".to_string(), f);
+        res.row(what, "-".into(), f(log), sql);
+    };
+    row(format!("build {events} events (batches of 1000)"), &built);
+    row(
+        format!("page of 100, {events}-event log, first touch"),
+        &|s| fmt_rate(&s.pages.first),
+    );
+    row(format!("page of 100, {events}-event log"), &|s| {
+        fmt_rate(&s.pages.unfiltered)
+    });
+    row(format!("page of 100 by type, {events}-event log"), &|s| {
+        fmt_rate(&s.pages.by_type)
+    });
+    row(format!("memory after build, {events} events"), &|s| {
+        fmt_mem(s.mem, events)
+    });
+    if let Some(m) = reopened {
+        res.row(
+            format!("memory after reopen, {events} events"),
+            "-".into(),
+            fmt_mem(m, events),
+            "-".into(),
+        );
+    }
+}
+
+/// The page ratios: the big log against the small one (`log_p50`: first
+/// touch and steady p50 of each), and SQLite against LogStore on the big one.
+fn query_ratios(
+    cfg: &Config,
+    res: &mut Results,
+    log_p50: &[(Duration, Duration)],
+    sql_big_p50: Option<Duration>,
+) {
     let v = log_p50[1].1.as_secs_f64() / log_p50[0].1.as_secs_f64();
     res.ratio(
         format!("page p50 on {} / on {} events", cfg.big, cfg.small),
@@ -752,7 +763,7 @@ fn section_query(cfg: &Config, res: &mut Results) {
         "reported",
         v <= 2.0,
     );
-    if let Some(sql) = sql_p50[1] {
+    if let Some(sql) = sql_big_p50 {
         let v = sql.as_secs_f64() / log_p50[1].1.as_secs_f64();
         res.ratio(
             format!("SQLite page p50 / LogStore page p50, {} events", cfg.big),
