@@ -3,10 +3,12 @@
 //! - [`decode`]: the event body, record and segment header decoders;
 //! - [`open_dir`]: opening a log directory whose segment files hold arbitrary
 //!   or damaged bytes;
+//!   ([`inspect_dir`]: the inspection tool's walks over the same directories);
 //! - [`model`]: random operations, reopens and crashes against `LogStore`,
 //!   compared with the reference model.
 
 pub mod decode;
 pub mod input;
+pub mod inspect_dir;
 pub mod model;
 pub mod open_dir;

@@ -9,6 +9,9 @@
 //!   with its sequence number (for `Salvage`, which renumbers, up to it).
 //!
 //! In both cases each session reads as sequences 1..=latest without gaps.
+//! Before the open, the inspection tool's walks run over the same files
+//! ([`inspect_dir`]); when `verify` calls the log openable (or clean), the
+//! open with `TolerateTail` (or `Strict`) must succeed.
 
 use std::path::Path;
 
@@ -20,6 +23,7 @@ use sessionlog::{
 };
 
 use super::input::Input;
+use super::inspect_dir::{self, Verdict};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
@@ -66,7 +70,9 @@ fn arbitrary_files(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     }
     let carried = valid_records(dir);
     follow_read_only(dir, &carried);
+    let verdict = inspect_dir::check(dir, &carried);
     let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
+        assert!(!verdict.promises(recovery), "{}", broken_promise(verdict));
         return;
     };
     let salvage = recovery == RecoveryMode::Salvage;
@@ -123,7 +129,12 @@ fn valid_records(dir: &Path) -> Vec<Event> {
     out
 }
 
-fn sessions_of(events: &[Event]) -> Vec<String> {
+/// Why an open that failed should have succeeded.
+fn broken_promise(verdict: Verdict) -> String {
+    format!("verify said the log opens ({verdict:?}), but opening it fails")
+}
+
+pub(crate) fn sessions_of(events: &[Event]) -> Vec<String> {
     let mut s: Vec<String> = events
         .iter()
         .map(|e| e.session_id.clone())
@@ -135,7 +146,7 @@ fn sessions_of(events: &[Event]) -> Vec<String> {
 }
 
 /// Equal events; with `any_sequence`, up to the sequence number.
-fn same(a: &Event, b: &Event, any_sequence: bool) -> bool {
+pub(crate) fn same(a: &Event, b: &Event, any_sequence: bool) -> bool {
     if any_sequence {
         Event {
             sequence_number: None,
@@ -150,7 +161,7 @@ fn same(a: &Event, b: &Event, any_sequence: bool) -> bool {
 }
 
 /// All of a session's events, checking that they are numbered 1..=latest.
-fn read_session(store: &LogStore, session: &str) -> Vec<Event> {
+pub(crate) fn read_session(store: &LogStore, session: &str) -> Vec<Event> {
     let events = store
         .get_events(session, &EventQuery::new())
         .expect("read an opened log");
@@ -175,7 +186,9 @@ fn read_session(store: &LogStore, session: &str) -> Vec<Event> {
 fn damaged_log(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     let written = write_log(dir, input);
     let edits = damage(dir, input);
+    let verdict = inspect_dir::check(dir, &valid_records(dir));
     let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
+        assert!(!verdict.promises(recovery), "{}", broken_promise(verdict));
         assert!(
             edits > 0 || recovery == RecoveryMode::Salvage,
             "an undamaged log fails to open"

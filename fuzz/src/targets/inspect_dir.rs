@@ -1,0 +1,131 @@
+//! The inspection tool's walks (`engine::inspect`: `scan`, `verify`, `stats`
+//! and `salvage`, what the `sessionlog` command runs) over the same damaged
+//! or arbitrary directories as `open_dir`, before anything opens them.
+//!
+//! Whatever the files hold, none of them panics, and:
+//! - `scan` reports only records that a checksum-valid record of the files
+//!   carries (same session, sequence, id and type), inside their file;
+//! - `verify` and `stats` count the records `scan` reports;
+//! - `verify`'s verdict holds: a log it calls openable opens with
+//!   `TolerateTail`, and one without any problem opens with `Strict`
+//!   (checked by the caller, which opens the directory next, see [`Verdict`]);
+//! - a `salvage` that succeeds leaves a log that opens strictly, every
+//!   session numbered 1..=latest, holding only carried events (up to their
+//!   sequence numbers, which salvage may change), as many as it says it copied.
+
+use std::path::Path;
+
+use sessionlog::engine::inspect::{self, RecordInfo};
+use sessionlog::{Event, LogOptions, LogStore, RecoveryMode, SyncPolicy};
+
+use super::open_dir::{read_session, same, sessions_of};
+
+/// What `verify` promised about opening the directory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Verdict {
+    /// Only torn-tail problems (or none): `TolerateTail` must open it.
+    pub openable: bool,
+    /// No problem at all: `Strict` must open it too.
+    pub clean: bool,
+}
+
+impl Verdict {
+    /// Whether an open of the directory with `recovery` must succeed.
+    pub fn promises(self, recovery: RecoveryMode) -> bool {
+        match recovery {
+            RecoveryMode::Strict => self.clean,
+            RecoveryMode::TolerateTail => self.openable,
+            _ => false,
+        }
+    }
+}
+
+/// Runs every inspection over `dir`, whose checksum-valid records carry
+/// exactly `carried`; returns what `verify` promised.
+pub fn check(dir: &Path, carried: &[Event]) -> Verdict {
+    let scanned = check_scan(dir, carried);
+    let verdict = check_verify(dir, scanned.as_deref());
+    check_stats(dir, scanned.as_deref());
+    check_salvage(dir, carried);
+    verdict
+}
+
+/// `scan`'s records, each checked against `carried` and its file's length.
+fn check_scan(dir: &Path, carried: &[Event]) -> Option<Vec<RecordInfo>> {
+    let mut records = Vec::new();
+    inspect::scan(dir, |r| records.push(r.clone())).ok()?;
+    for r in &records {
+        let len = std::fs::metadata(&r.file).map_or(0, |m| m.len());
+        assert!(
+            r.offset.checked_add(r.len).is_some_and(|end| end <= len),
+            "scan reports a record past the end of {}: {r:?}",
+            r.file.display()
+        );
+        assert!(
+            carried.iter().any(|c| c.session_id == r.session_id
+                && c.id == r.event_id
+                && c.event_type == r.event_type
+                && c.sequence_number == Some(r.sequence)),
+            "scan reports a record no checksum-valid record carries: {r:?}"
+        );
+    }
+    Some(records)
+}
+
+fn check_verify(dir: &Path, scanned: Option<&[RecordInfo]>) -> Verdict {
+    let Ok(report) = inspect::verify(dir) else {
+        return Verdict::default();
+    };
+    if let Some(scanned) = scanned {
+        assert_eq!(
+            report.records,
+            scanned.len() as u64,
+            "verify and scan count different records"
+        );
+    }
+    Verdict {
+        openable: report.is_openable(),
+        clean: report.problems.is_empty(),
+    }
+}
+
+fn check_stats(dir: &Path, scanned: Option<&[RecordInfo]>) {
+    let Ok(stats) = inspect::stats(dir) else {
+        return;
+    };
+    if let Some(scanned) = scanned {
+        let counted: u64 = stats.segments.iter().map(|s| s.records).sum();
+        assert_eq!(
+            counted,
+            scanned.len() as u64,
+            "stats and scan count different records"
+        );
+    }
+}
+
+/// Salvages `dir` into a fresh directory and reads the copy back.
+fn check_salvage(dir: &Path, carried: &[Event]) {
+    let target = super::input::scratch_dir();
+    let out = target.path().join("salvaged");
+    let Ok(report) = inspect::salvage(dir, &out) else {
+        return;
+    };
+    let opts = LogOptions {
+        sync: SyncPolicy::Never,
+        recovery: RecoveryMode::Strict,
+        ..LogOptions::default()
+    };
+    let store = LogStore::open_with(&out, opts).expect("a salvaged log opens strictly");
+    let mut copied = 0;
+    for session in sessions_of(carried) {
+        for event in read_session(&store, &session) {
+            assert!(
+                carried.iter().any(|c| same(c, &event, true)),
+                "salvage copied an event no checksum-valid record carries: {event:?}"
+            );
+            copied += 1;
+        }
+    }
+    assert_eq!(copied, report.copied, "salvage copied a different count");
+    let _ = store.close();
+}
