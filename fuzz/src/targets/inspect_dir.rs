@@ -6,8 +6,8 @@
 //! - `scan` reports only records that a checksum-valid record of the files
 //!   carries (same session, sequence, id and type), inside their file;
 //! - `verify` and `stats` count the records `scan` reports;
-//! - `verify`'s verdict holds: a log it calls openable opens with
-//!   `TolerateTail`, and one without any problem opens with `Strict`
+//! - `verify`'s verdict holds: a log opens with `TolerateTail` exactly when
+//!   it calls it openable, and with `Strict` exactly when it finds no problem
 //!   (checked by the caller, which opens the directory next, see [`Verdict`]);
 //! - a `salvage` that succeeds leaves a log that opens strictly, every
 //!   session numbered 1..=latest, holding only carried events (up to their
@@ -20,23 +20,31 @@ use sessionlog::{Event, LogOptions, LogStore, RecoveryMode, SyncPolicy};
 
 use super::open_dir::{read_session, same, sessions_of};
 
-/// What `verify` promised about opening the directory.
+/// What `verify` said about opening the directory.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Verdict {
-    /// Only torn-tail problems (or none): `TolerateTail` must open it.
-    pub openable: bool,
-    /// No problem at all: `Strict` must open it too.
-    pub clean: bool,
+    /// `verify` gave a report (rather than an error).
+    known: bool,
+    /// Only torn-tail problems (or none): `TolerateTail` opens it.
+    openable: bool,
+    /// No problem at all: `Strict` opens it too.
+    clean: bool,
 }
 
 impl Verdict {
-    /// Whether an open of the directory with `recovery` must succeed.
-    pub fn promises(self, recovery: RecoveryMode) -> bool {
-        match recovery {
+    /// Checks that opening the directory with `recovery` succeeded (`opened`)
+    /// exactly when the verdict said it would.
+    pub fn check_open(self, recovery: RecoveryMode, opened: bool) {
+        let expected = match recovery {
             RecoveryMode::Strict => self.clean,
             RecoveryMode::TolerateTail => self.openable,
-            _ => false,
-        }
+            _ => return,
+        };
+        let outcome = if opened { "succeeds" } else { "fails" };
+        assert!(
+            !self.known || opened == expected,
+            "verify said {self:?}, but opening with {recovery:?} {outcome}"
+        );
     }
 }
 
@@ -84,6 +92,7 @@ fn check_verify(dir: &Path, scanned: Option<&[RecordInfo]>) -> Verdict {
         );
     }
     Verdict {
+        known: true,
         openable: report.is_openable(),
         clean: report.problems.is_empty(),
     }
