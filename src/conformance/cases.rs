@@ -20,9 +20,12 @@ fn append(h: &Harness, e: Event) -> Event {
 }
 
 fn all(h: &Harness, session: &str) -> Vec<Event> {
-    h.store
-        .get_events(session, &EventQuery::new())
-        .expect("get_events")
+    query(h, session, EventQuery::new())
+}
+
+/// The events `q` selects from `session` (the query must succeed).
+fn query(h: &Harness, session: &str, q: EventQuery) -> Vec<Event> {
+    h.store.get_events(session, &q).expect("get_events")
 }
 
 fn seqs(events: &[Event]) -> Vec<u64> {
@@ -208,60 +211,25 @@ pub fn large_batch_stays_contiguous(h: &Harness) {
 /// `after` is exclusive.
 pub fn filter_after(h: &Harness) {
     fill(h, "s", 10);
-    let got = h
-        .store
-        .get_events("s", &EventQuery::new().after(7))
-        .unwrap();
+    let got = query(h, "s", EventQuery::new().after(7));
     assert_eq!(seqs(&got), vec![8, 9, 10]);
-    assert_eq!(
-        seqs(
-            &h.store
-                .get_events("s", &EventQuery::new().after(0))
-                .unwrap()
-        )
-        .len(),
-        10
-    );
-    assert!(
-        h.store
-            .get_events("s", &EventQuery::new().after(10))
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        h.store
-            .get_events("s", &EventQuery::new().after(u64::MAX))
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(seqs(&query(h, "s", EventQuery::new().after(0))).len(), 10);
+    assert!(query(h, "s", EventQuery::new().after(10)).is_empty());
+    assert!(query(h, "s", EventQuery::new().after(u64::MAX)).is_empty());
 }
 
 /// `before` is exclusive.
 pub fn filter_before(h: &Harness) {
     fill(h, "s", 10);
     assert_eq!(
-        seqs(
-            &h.store
-                .get_events("s", &EventQuery::new().before(4))
-                .unwrap()
-        ),
+        seqs(&query(h, "s", EventQuery::new().before(4))),
         vec![1, 2, 3]
     );
     assert_eq!(
-        seqs(
-            &h.store
-                .get_events("s", &EventQuery::new().before(100))
-                .unwrap()
-        )
-        .len(),
+        seqs(&query(h, "s", EventQuery::new().before(100))).len(),
         10
     );
-    assert!(
-        h.store
-            .get_events("s", &EventQuery::new().before(1))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(query(h, "s", EventQuery::new().before(1)).is_empty());
 }
 
 /// `after` and `before` together give the open window between them.
@@ -277,27 +245,14 @@ pub fn filter_after_and_before(h: &Harness) {
 pub fn filter_limit(h: &Harness) {
     fill(h, "s", 10);
     assert_eq!(
-        seqs(
-            &h.store
-                .get_events("s", &EventQuery::new().limit(3))
-                .unwrap()
-        ),
+        seqs(&query(h, "s", EventQuery::new().limit(3))),
         vec![1, 2, 3]
     );
     assert_eq!(
-        seqs(
-            &h.store
-                .get_events("s", &EventQuery::new().after(8).limit(5))
-                .unwrap()
-        ),
+        seqs(&query(h, "s", EventQuery::new().after(8).limit(5))),
         vec![9, 10]
     );
-    assert!(
-        h.store
-            .get_events("s", &EventQuery::new().limit(0))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(query(h, "s", EventQuery::new().limit(0)).is_empty());
     let waited = EventQuery::new()
         .limit(0)
         .wait_timeout(Duration::from_secs(30));
@@ -308,33 +263,23 @@ pub fn filter_limit(h: &Harness) {
 pub fn filter_run_id(h: &Harness) {
     let events = fill(h, "s", 10);
     append(h, event("s", 11, EventType::MessageSent));
-    let got = h
-        .store
-        .get_events("s", &EventQuery::new().run_id("r1"))
-        .unwrap();
+    let got = query(h, "s", EventQuery::new().run_id("r1"));
     let want: Vec<Event> = events
         .into_iter()
         .filter(|e| e.run_id.as_deref() == Some("r1"))
         .collect();
     assert_eq!(got, want);
-    assert!(
-        h.store
-            .get_events("s", &EventQuery::new().run_id("nope"))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(query(h, "s", EventQuery::new().run_id("nope")).is_empty());
 }
 
 /// `event_type` keeps only that type.
 pub fn filter_event_type(h: &Harness) {
     let events = fill(h, "s", 12);
-    let got = h
-        .store
-        .get_events(
-            "s",
-            &EventQuery::new().event_type(EventType::ToolCallStarted),
-        )
-        .unwrap();
+    let got = query(
+        h,
+        "s",
+        EventQuery::new().event_type(EventType::ToolCallStarted),
+    );
     let want: Vec<Event> = events
         .into_iter()
         .filter(|e| e.event_type == EventType::ToolCallStarted)
@@ -351,29 +296,23 @@ pub fn filter_since_is_exclusive_to_the_nanosecond(h: &Harness) {
             event("s", i, EventType::MessageSent).with_timestamp(base + Duration::from_nanos(i));
         append(h, e);
     }
-    let got = h
-        .store
-        .get_events(
-            "s",
-            &EventQuery::new().since(base + Duration::from_nanos(2)),
-        )
-        .unwrap();
+    let got = query(
+        h,
+        "s",
+        EventQuery::new().since(base + Duration::from_nanos(2)),
+    );
     assert_eq!(seqs(&got), vec![4, 5]);
-    let got = h
-        .store
-        .get_events(
-            "s",
-            &EventQuery::new().since(base - Duration::from_nanos(1)),
-        )
-        .unwrap();
+    let got = query(
+        h,
+        "s",
+        EventQuery::new().since(base - Duration::from_nanos(1)),
+    );
     assert_eq!(got.len(), 5);
-    let got = h
-        .store
-        .get_events(
-            "s",
-            &EventQuery::new().since(base + Duration::from_nanos(4)),
-        )
-        .unwrap();
+    let got = query(
+        h,
+        "s",
+        EventQuery::new().since(base + Duration::from_nanos(4)),
+    );
     assert!(got.is_empty());
 }
 
@@ -432,12 +371,7 @@ pub fn unknown_session_is_empty(h: &Harness) {
     fill(h, "known", 3);
     assert!(all(h, "unknown").is_empty());
     assert_eq!(h.store.get_latest_sequence("unknown").unwrap(), 0);
-    assert!(
-        h.store
-            .get_events("unknown", &EventQuery::new().after(1).limit(5))
-            .unwrap()
-            .is_empty()
-    );
+    assert!(query(h, "unknown", EventQuery::new().after(1).limit(5)).is_empty());
 }
 
 /// Events with nested JSON, unicode and extreme timestamps come back exactly.
@@ -554,7 +488,7 @@ pub fn nesting_deeper_than_readers_allow_is_rejected(h: &Harness) {
         assert!(h.store.append_events(vec![meta]).is_err());
     }
     assert_eq!(h.store.get_latest_sequence("s").unwrap(), 1);
-    let page = h.store.get_events("s", &EventQuery::new()).unwrap();
+    let page = all(h, "s");
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].data, ok.data);
 }
