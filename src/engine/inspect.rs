@@ -366,12 +366,11 @@ fn walk_segment(
             }
             Err(why) => {
                 let damage = (at, open_batch.take(), why);
-                match walk_damage(&segment, damage, problems) {
-                    Some(next) => {
-                        visit(Visit::Break);
-                        at = next;
-                    }
-                    None => return visit(Visit::Break),
+                let next = walk_damage(&segment, damage, problems);
+                visit(Visit::Break);
+                match next {
+                    Some(next) => at = next,
+                    None => return,
                 }
             }
         }

@@ -2,8 +2,8 @@
 //!
 //! - [`decode`]: the event body, record and segment header decoders;
 //! - [`open_dir`]: opening a log directory whose segment files hold arbitrary
-//!   or damaged bytes;
-//!   ([`inspect_dir`]: the inspection tool's walks over the same directories);
+//!   or damaged bytes, after the inspection tool's walks over the same files
+//!   ([`inspect_dir`]);
 //! - [`model`]: random operations, reopens and crashes against `LogStore`,
 //!   compared with the reference model.
 
