@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logstore_util::{Expected, all, ev, open_small, segments};
+use logstore_util::{Expected, all, as_if_crashed, ev, open_small, segments};
 use sessionlog::engine::inspect;
 use sessionlog::{
     Error, Event, EventQuery, EventType, LogOptions, LogStore, SessionStore, SyncPolicy,
@@ -324,6 +324,7 @@ fn read_only_open_ignores_a_torn_tail_without_touching_it() {
     let kept = store.append_event_with_sequence(ev("s", 1, 10)).unwrap();
     store.append_event_with_sequence(ev("s", 2, 10)).unwrap();
     store.close().unwrap();
+    assert!(as_if_crashed(dir.path()), "a crash writes no close mark");
     let seg = segments(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();

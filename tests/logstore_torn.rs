@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use logstore_util::{Expected, copy_dir, corrupt_on_open, ev, segments};
+use sessionlog::format::record::{is_close_mark_at, trailing_close_mark};
 use sessionlog::{Event, LogOptions, LogStore, RecoveryMode, SessionStore};
 
 fn set_len(path: &Path, len: u64) {
@@ -28,10 +29,15 @@ fn append_bytes(path: &Path, bytes: &[u8]) {
         .unwrap();
 }
 
+/// Bytes of a close mark (format §5).
+const MARK: u64 = 32;
+
 /// A log whose last appends are singles and a batch; returns, per append,
-/// the segment length after it and what the log holds then. The store is
-/// closed after each append: an open writer keeps zeros preallocated past
-/// its records, which closing cuts off, so the file length is the records' end.
+/// the end of the segment's records after it and what the log holds then.
+/// The store is closed after each append: an open writer keeps zeros
+/// preallocated past its records, which closing cuts off and follows with a
+/// close mark, so the records end where the mark starts (the next open goes
+/// on writing after the mark).
 fn build(dir: &Path) -> (Vec<(u64, Expected)>, std::path::PathBuf) {
     let mut store = LogStore::open(dir).unwrap();
     let seg = segments(dir).pop().unwrap();
@@ -49,7 +55,9 @@ fn build(dir: &Path) -> (Vec<(u64, Expected)>, std::path::PathBuf) {
             expected.add(&e);
         }
         store.close().unwrap();
-        steps.push((std::fs::metadata(&seg).unwrap().len(), expected.clone()));
+        let bytes = std::fs::read(&seg).unwrap();
+        let mark = trailing_close_mark(&bytes).expect("a clean close ends in a close mark");
+        steps.push((mark as u64, expected.clone()));
         store = LogStore::open(dir).unwrap();
     }
     store.close().unwrap();
@@ -61,14 +69,21 @@ fn a_cut_at_every_offset_keeps_exactly_the_complete_records() {
     let dir = tempfile::tempdir().unwrap();
     let (steps, seg) = build(dir.path());
     let first_cut = steps[1].0 - 1;
-    let full = steps.last().unwrap().0;
+    let full = steps.last().unwrap().0 + MARK;
     let original = std::fs::read(&seg).unwrap();
     let work = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), work.path());
     let work_seg = work.path().join(seg.file_name().unwrap());
     for cut in first_cut..full {
         std::fs::write(&work_seg, &original[..cut as usize]).unwrap();
-        let (kept_len, want) = steps.iter().rev().find(|(len, _)| *len <= cut).unwrap();
+        let (end, want) = steps.iter().rev().find(|(len, _)| *len <= cut).unwrap();
+        // A close mark cut short is a torn tail too; a whole one stays.
+        let marked = is_close_mark_at(&original[*end as usize..], *end);
+        let kept_len = &if marked && cut >= end + MARK {
+            end + MARK
+        } else {
+            *end
+        };
         let store = LogStore::open(work.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         want.check(&store);
         for s in ["a", "b", "c"] {
@@ -119,6 +134,8 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (steps, seg) = build(dir.path());
     set_len(&seg, steps.last().unwrap().0 - 3);
+    // The last append starts after the previous close's mark.
+    let cut = steps[steps.len() - 2].0 + MARK;
     let before = std::fs::read(&seg).unwrap();
     let strict = LogOptions {
         recovery: RecoveryMode::Strict,
@@ -126,7 +143,7 @@ fn strict_recovery_refuses_a_torn_tail_and_changes_nothing() {
     };
     let (file, offset, _) = corrupt_on_open(dir.path(), strict);
     assert_eq!(file, seg);
-    assert_eq!(offset, steps[steps.len() - 2].0);
+    assert_eq!(offset, cut);
     assert_eq!(std::fs::read(&seg).unwrap(), before);
     // The default mode opens it.
     steps[steps.len() - 2]
@@ -139,12 +156,14 @@ fn damage_followed_by_valid_records_is_not_a_tail() {
     let dir = tempfile::tempdir().unwrap();
     let (steps, seg) = build(dir.path());
     let mut bytes = std::fs::read(&seg).unwrap();
-    let damaged_at = steps[2].0 as usize + 40; // inside the batch, well before the end
+    // Inside the batch (after the close mark before it), well before the end.
+    let batch_at = steps[2].0 + MARK;
+    let damaged_at = batch_at as usize + 40;
     bytes[damaged_at] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
     let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
     assert_eq!(file, seg);
-    assert_eq!(offset, steps[2].0, "the damaged record's offset");
+    assert_eq!(offset, batch_at, "the damaged record's offset");
     assert!(reason.contains("not a torn tail"), "{reason}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
 }

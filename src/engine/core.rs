@@ -155,11 +155,12 @@ impl Core {
     }
 
     /// Closing: syncs everything, then cuts the preallocated zeros off the
-    /// active segment so a closed log's files hold only records.
+    /// active segment so a closed log's files hold only records, and ends it
+    /// with a close mark (format §5).
     pub fn finish(&self) -> Result<()> {
         self.sync_all()?;
         match self.commit() {
-            Some(commit) => commit.trim(),
+            Some(commit) => commit.close(),
             None => Ok(()),
         }
     }

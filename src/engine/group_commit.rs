@@ -212,9 +212,10 @@ impl GroupCommit {
         Ok((wake, group))
     }
 
-    /// Cuts the active segment's preallocated zeros (on close, after a sync).
-    pub fn trim(&self) -> Result<()> {
-        self.writer.lock().trim()
+    /// Closes the active segment cleanly (after a sync): cuts its
+    /// preallocated zeros and ends it with a close mark.
+    pub fn close(&self) -> Result<()> {
+        self.writer.lock().close()
     }
 
     /// Syncs what is written so far (for `SyncPolicy::Interval` and close).

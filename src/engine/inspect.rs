@@ -34,8 +34,10 @@ use std::path::{Path, PathBuf};
 use super::hash::FastHash;
 use super::io::Io;
 use super::scan::{
-    Found, header_tear_refuted, is_preallocated, next_valid_record, parse_found, torn_write_refuted,
+    Found, MARK_IN_BATCH, Parsed, header_tear_refuted, is_preallocated, next_valid_record,
+    parse_any, torn_write_refuted,
 };
+use super::segment::ends_in_close_mark_at;
 use crate::error::{Error, Result};
 use crate::event::EventType;
 use crate::format::record::{RECORD_HEADER_LEN, pack_position};
@@ -165,6 +167,18 @@ pub fn format_version(dir: impl AsRef<Path>) -> Result<Option<u32>> {
         }
     }
     Ok(None)
+}
+
+/// Whether the newest segment of the log in `dir` ends in a close mark.
+fn newest_ends_in_close_mark(dir: &Path) -> Result<bool> {
+    let io = Io::default();
+    let Some(n) = segment_numbers(&io, dir)?.into_iter().max() else {
+        return Ok(false);
+    };
+    let path = dir.join(segment_file_name(n));
+    let file = io.open_ro(&path)?;
+    let len = io.file_len(&file, &path)?;
+    ends_in_close_mark_at(&io, &file, &path, len)
 }
 
 /// Takes the writer lock of the log directory `dir` (the file `dir/LOCK`,
@@ -341,8 +355,16 @@ fn walk_segment(
     let mut at = SEGMENT_HEADER_LEN;
     let mut open_batch: Option<u64> = None;
     while at < segment.bytes.len() {
-        match parse_found(&segment.bytes[at..], at as u64) {
-            Ok(found) => {
+        let parsed = match parse_any(&segment.bytes[at..], at as u64) {
+            Ok(Parsed::CloseMark(_)) if open_batch.is_some() => Err(Some(MARK_IN_BATCH.into())),
+            parsed => parsed,
+        };
+        match parsed {
+            Ok(Parsed::CloseMark(mark)) => {
+                // A clean close (format §5): nothing to visit.
+                at += mark.record_len();
+            }
+            Ok(Parsed::Event(found)) => {
                 let len = found.header.record_len();
                 visit(Visit::Record(&Walked {
                     file: segment.path,
@@ -460,6 +482,11 @@ pub struct VerifyReport {
     pub segments: u64,
     /// Every problem, with file and offset, in log order per kind of check.
     pub problems: Vec<Problem>,
+    /// Whether the newest segment ends in a close mark (format §5): the last
+    /// writer closed the log cleanly and nothing was written since. False
+    /// while a writer has the log open, after a crash, and for a newest
+    /// segment of a format version before close marks.
+    pub closed_cleanly: bool,
 }
 
 impl VerifyReport {
@@ -534,6 +561,7 @@ pub fn verify_with_progress(
         }
     };
     let walk_problems = walk_with_progress(dir, visit, &mut progress)?;
+    report.closed_cleanly = newest_ends_in_close_mark(dir)?;
     report.segments = segments;
     report.problems = walk_problems;
     report.problems.extend(chain_problems);

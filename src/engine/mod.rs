@@ -28,7 +28,9 @@
 //!   the newest segment's torn tail is cut (also a power loss's torn write
 //!   with valid records after its hole, told from damage by what each
 //!   record claims was durable when it was made), other damage is an error
-//!   naming file and offset ([`RecoveryMode`]).
+//!   naming file and offset ([`RecoveryMode`]). A clean close ends the log
+//!   with a close mark claiming every record durable, so that damage to the
+//!   last records before it is an error too, never cut as a tear.
 //!
 //! The modules, one job each:
 //!

@@ -10,9 +10,11 @@
 //!   record follows. The writer cuts it (`TolerateTail`) or refuses
 //!   (`Strict`); a read-only opener just ignores it. A bad record that *is*
 //!   followed by valid ones is damage, not a tear, and fails the open,
-//!   unless (format version 3) every record after it was written before the
-//!   log was durable past the cut: then a power loss kept some pages of the
-//!   last unsynced write and not others, and it is a torn tail too.
+//!   unless (format version 3 and later) every record after it was written
+//!   before the log was durable past the cut: then a power loss kept some
+//!   pages of the last unsynced write and not others, and it is a torn tail
+//!   too. A clean close's close mark (version 4) is such a later record,
+//!   claiming everything before it: damage before it is never a tear.
 //! - A record that is valid on its own but does not continue its session
 //!   (sequence gap, wrong previous-record link, repeated id) is damage.
 

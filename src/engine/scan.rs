@@ -58,25 +58,65 @@ pub(crate) fn is_preallocated(rest: &[u8]) -> bool {
     !rest.is_empty() && rest.iter().all(|&b| b == 0)
 }
 
-/// What the record at the start of `bytes` is: a complete record with
-/// decodable keys, or why not (`None` reason: the bytes end inside it).
-pub(crate) fn parse_found(
+/// A complete, checksum-verified record: an event with decodable keys, or
+/// a close mark (format §5).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parsed<'a> {
+    Event(Found<'a>),
+    CloseMark(RecordHeader),
+}
+
+impl Parsed<'_> {
+    pub fn header(&self) -> &RecordHeader {
+        match self {
+            Parsed::Event(found) => &found.header,
+            Parsed::CloseMark(header) => header,
+        }
+    }
+}
+
+/// What the record at the start of `bytes` is: a complete event record with
+/// decodable keys or a close mark, or why neither (`None` reason: the bytes
+/// end inside it).
+pub(crate) fn parse_any(
     bytes: &[u8],
     offset: u64,
-) -> std::result::Result<Found<'_>, Option<String>> {
+) -> std::result::Result<Parsed<'_>, Option<String>> {
     match parse_record(bytes) {
+        RecordParse::Complete(r) if r.header.is_close_mark() => {
+            if u64::from(r.header.durable_before) == offset {
+                Ok(Parsed::CloseMark(r.header))
+            } else {
+                Err(Some("close mark claims another offset than its own".into()))
+            }
+        }
         RecordParse::Complete(r) => match event_codec::decode_keys(r.body) {
-            Ok(keys) => Ok(Found {
+            Ok(keys) => Ok(Parsed::Event(Found {
                 offset,
                 header: r.header,
                 keys,
-            }),
+            })),
             Err(e) => Err(Some(format!("event body is undecodable: {e}"))),
         },
         RecordParse::Incomplete => Err(None),
         RecordParse::Invalid(why) => Err(Some(why.to_string())),
     }
 }
+
+/// [`parse_any`] where only an event record will do.
+pub(crate) fn parse_found(
+    bytes: &[u8],
+    offset: u64,
+) -> std::result::Result<Found<'_>, Option<String>> {
+    match parse_any(bytes, offset)? {
+        Parsed::Event(found) => Ok(found),
+        Parsed::CloseMark(_) => Err(Some("a close mark, not an event record".into())),
+    }
+}
+
+/// Why a close mark found inside an unfinished batch is damage: a writer
+/// writes whole batches, and a mark only after its last one.
+pub(crate) const MARK_IN_BATCH: &str = "close mark inside an unfinished batch";
 
 /// Scans the records in `bytes`, which start at file offset `base`, calling
 /// `apply` with each complete batch (a single record is a batch of one).
@@ -91,8 +131,18 @@ pub(crate) fn scan_batches<'a>(
     let mut valid_end = base;
     while at < bytes.len() {
         let offset = base + at as u64;
-        let found = match parse_found(&bytes[at..], offset) {
-            Ok(f) => f,
+        let parsed = match parse_any(&bytes[at..], offset) {
+            Ok(Parsed::CloseMark(_)) if !batch.is_empty() => Err(Some(MARK_IN_BATCH.into())),
+            parsed => parsed,
+        };
+        let found = match parsed {
+            Ok(Parsed::Event(f)) => f,
+            Ok(Parsed::CloseMark(mark)) => {
+                // A clean close, after which the writer went on: nothing to index.
+                at += mark.record_len();
+                valid_end = base + at as u64;
+                continue;
+            }
             Err(why) => {
                 let preallocated = batch.is_empty() && is_preallocated(&bytes[at..]);
                 let cut_short = why.is_none() && !preallocated;
@@ -138,7 +188,7 @@ pub(crate) fn scan_batches<'a>(
 /// starts at or after `from`.
 pub(crate) fn next_valid_record(bytes: &[u8], from: usize) -> Option<usize> {
     (from..bytes.len().saturating_sub(RECORD_HEADER_LEN - 1))
-        .find(|&p| parse_found(&bytes[p..], p as u64).is_ok())
+        .find(|&p| parse_any(&bytes[p..], p as u64).is_ok())
 }
 
 /// The offset of a valid record in `bytes`, a newest segment whose header
@@ -179,12 +229,13 @@ pub(crate) fn torn_write_refuted(
             return Some(at);
         }
         // The run of valid records from there, each checked.
-        while let Ok(found) = parse_found(&bytes[at..], at as u64) {
-            let claim = u64::from(found.header.durable_before);
+        while let Ok(parsed) = parse_any(&bytes[at..], at as u64) {
+            let header = parsed.header();
+            let claim = u64::from(header.durable_before);
             if claim == 0 || claim > cut {
                 return Some(at);
             }
-            at += found.header.record_len();
+            at += header.record_len();
         }
         from = at + 1;
     }

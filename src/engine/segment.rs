@@ -23,11 +23,12 @@ use super::mmap::ActiveMap;
 use super::populate::Populator;
 use crate::error::{Error, Result};
 use crate::format::record::{
-    RECORD_HEADER_LEN, RecordParse, parse_header, parse_record, position_offset, position_segment,
+    RECORD_HEADER_LEN, RecordParse, encode_close_mark, is_close_mark_at, parse_header,
+    parse_record, position_offset, position_segment,
 };
 use crate::format::segment::{
-    CLAIMING_VERSION, FORMAT_VERSION, PREALLOCATING_VERSION, SEGMENT_HEADER_LEN,
-    decode_segment_version, encode_segment_header, segment_file_name,
+    CLAIMING_VERSION, CLOSE_MARK_VERSION, FORMAT_VERSION, PREALLOCATING_VERSION,
+    SEGMENT_HEADER_LEN, decode_segment_version, encode_segment_header, segment_file_name,
 };
 
 /// How much a positioned read of a record asks for at once: most records
@@ -339,6 +340,9 @@ pub(crate) struct SegmentWriter {
     ahead: u64,
     /// The format version of `active` (a new segment's is [`FORMAT_VERSION`]).
     version: u32,
+    /// Whether `active` ends in a close mark: nothing written since the last
+    /// clean close, so closing again adds no second one.
+    marked: bool,
 }
 
 impl SegmentWriter {
@@ -364,6 +368,7 @@ impl SegmentWriter {
         } else {
             0
         };
+        let marked = ends_in_close_mark_at(&io, file, &active.path, end)?;
         Ok(SegmentWriter {
             io,
             dir,
@@ -377,6 +382,7 @@ impl SegmentWriter {
             preallocate,
             ahead,
             version,
+            marked,
         })
     }
 
@@ -399,6 +405,7 @@ impl SegmentWriter {
             self.start_segment(set, segment)?;
         }
         self.unsynced = true;
+        self.marked = false;
         let end = offset + bytes.len() as u64;
         self.preallocate(end)?;
         let file = self.active.open_file()?;
@@ -456,6 +463,7 @@ impl SegmentWriter {
         // A new segment is of the version this code writes.
         self.ahead = if self.preallocate { PREALLOCATE } else { 0 };
         self.version = FORMAT_VERSION;
+        self.marked = false;
         Ok(())
     }
 
@@ -471,6 +479,45 @@ impl SegmentWriter {
         }
         self.sync()
     }
+
+    /// Ends a clean close (format §5): cuts the zeros, makes every record
+    /// durable, then appends a close mark claiming all of them and syncs it.
+    /// Damage to any record before the mark is then reported by the next
+    /// open, never cut as if it were a torn tail. The mark is written only
+    /// once all before it is durable, so its claim is true; if a crash tears
+    /// the mark itself, only the mark is lost. Segments of a version before
+    /// close marks get none (they stay valid in their own version).
+    pub fn close(&mut self) -> Result<()> {
+        self.trim()?;
+        let at = self.end;
+        let wanted = !self.marked && self.version >= CLOSE_MARK_VERSION;
+        // An empty segment has nothing a mark would protect; and a mark, like
+        // any record, must lie within the 32-bit offsets of a segment.
+        let fits =
+            at > SEGMENT_HEADER_LEN as u64 && at + RECORD_HEADER_LEN as u64 <= u64::from(u32::MAX);
+        if !(wanted && fits) {
+            return Ok(());
+        }
+        let mut mark = Vec::with_capacity(RECORD_HEADER_LEN);
+        encode_close_mark(&mut mark, at as u32);
+        let file = self.active.open_file()?;
+        self.io.write_all_at(file, &self.active.path, &mark, at)?;
+        self.io.sync_data(file, &self.active.path)?;
+        self.end = at + mark.len() as u64;
+        self.len = self.len.max(self.end);
+        self.marked = true;
+        Ok(())
+    }
+}
+
+/// Whether the record that ends at `end` of the segment `file` is a close mark.
+pub(crate) fn ends_in_close_mark_at(io: &Io, file: &File, path: &Path, end: u64) -> Result<bool> {
+    let Some(at) = end.checked_sub(RECORD_HEADER_LEN as u64) else {
+        return Ok(false);
+    };
+    let mut tail = [0u8; RECORD_HEADER_LEN];
+    let got = io.read_at(file, path, &mut tail, at)?;
+    Ok(is_close_mark_at(&tail[..got], at))
 }
 
 /// Creates segment file `number` in `dir` with its header, and makes the new

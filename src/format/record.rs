@@ -1,5 +1,6 @@
 //! Log records: a 32-byte header followed by an event body (one layout in
-//! format v1-v3; v3 gave four reserved bytes a meaning, `durable_before`).
+//! format v1-v4; v3 gave four reserved bytes a meaning, `durable_before`;
+//! v4 added the close mark, a record of kind 2 without a body).
 //!
 //! Record layout, little-endian:
 //!
@@ -7,7 +8,7 @@
 //! |--------|------|--------------------------------------------------------------|
 //! | 0      | 4    | CRC32 (IEEE) of bytes 4 .. 32 + body_len (header and body)   |
 //! | 4      | 4    | body_len, u32: bytes of body after the header                |
-//! | 8      | 1    | kind, u8: 1 = event                                          |
+//! | 8      | 1    | kind, u8: 1 = event, 2 = close mark (v4)                     |
 //! | 9      | 1    | flags, u8: bit 0 = batch continues; other bits zero          |
 //! | 10     | 4    | durable_before, u32 (v3; zero before): see [`RecordHeader`]  |
 //! | 14     | 2    | reserved, zero                                               |
@@ -27,6 +28,10 @@ use std::sync::LazyLock;
 pub const RECORD_HEADER_LEN: usize = 32;
 /// The `kind` of an event record (the only kind in format v1 to v3).
 pub const KIND_EVENT: u8 = 1;
+/// The `kind` of a close mark (format v4): a bodiless record a writer adds
+/// when it closes the log cleanly, claiming every byte before it durable, so
+/// that damage to the records before it is never taken for a torn tail.
+pub const KIND_CLOSE_MARK: u8 = 2;
 /// Flag: the next record belongs to the same batch.
 pub const FLAG_BATCH_CONTINUES: u8 = 0b0000_0001;
 /// The largest body length a record may declare (1 GiB); larger is damage.
@@ -52,6 +57,8 @@ pub fn position_offset(pos: u64) -> u64 {
 pub struct RecordHeader {
     /// The stored checksum.
     pub crc: u32,
+    /// [`KIND_EVENT`] or [`KIND_CLOSE_MARK`].
+    pub kind: u8,
     /// Bytes of body after the header.
     pub body_len: u32,
     /// Flag bits ([`FLAG_BATCH_CONTINUES`]).
@@ -79,6 +86,11 @@ impl RecordHeader {
     /// Whether the next record belongs to the same batch.
     pub fn batch_continues(&self) -> bool {
         self.flags & FLAG_BATCH_CONTINUES != 0
+    }
+
+    /// Whether this is a close mark ([`KIND_CLOSE_MARK`]), not an event.
+    pub fn is_close_mark(&self) -> bool {
+        self.kind == KIND_CLOSE_MARK
     }
 }
 
@@ -122,17 +134,31 @@ pub fn parse_header(bytes: &[u8]) -> Result<RecordHeader, RecordParseError> {
     let h = &bytes[..RECORD_HEADER_LEN];
     let header = RecordHeader {
         crc: le_u32(&h[0..4]),
+        kind: h[8],
         body_len: le_u32(&h[4..8]),
         flags: h[9],
         sequence: le_u64(&h[16..24]),
         prev: le_u64(&h[24..32]),
         durable_before: le_u32(&h[10..14]),
     };
-    let invalid = if h[8] != KIND_EVENT {
-        Some("unknown record kind")
-    } else if header.flags & !FLAG_BATCH_CONTINUES != 0 {
+    let reserved_zero = h[14..16] == [0, 0];
+    let invalid = match header.kind {
+        KIND_EVENT => event_header_fault(&header, reserved_zero),
+        KIND_CLOSE_MARK if !reserved_zero => Some("reserved header bytes are not zero"),
+        KIND_CLOSE_MARK => close_mark_fault(&header),
+        _ => Some("unknown record kind"),
+    };
+    match invalid {
+        Some(why) => Err(RecordParseError::Invalid(why)),
+        None => Ok(header),
+    }
+}
+
+/// What is wrong with the fields of an event record's header, if anything.
+fn event_header_fault(header: &RecordHeader, reserved_zero: bool) -> Option<&'static str> {
+    if header.flags & !FLAG_BATCH_CONTINUES != 0 {
         Some("unknown record flag bits")
-    } else if h[14..16].iter().any(|&b| b != 0) {
+    } else if !reserved_zero {
         Some("reserved header bytes are not zero")
     } else if header.body_len > MAX_BODY_LEN {
         Some("record length is over the format maximum")
@@ -142,10 +168,20 @@ pub fn parse_header(bytes: &[u8]) -> Result<RecordHeader, RecordParseError> {
         Some("previous-record position does not fit the sequence number")
     } else {
         None
-    };
-    match invalid {
-        Some(why) => Err(RecordParseError::Invalid(why)),
-        None => Ok(header),
+    }
+}
+
+/// What is wrong with the fields of a close mark's header, if anything: it
+/// has no body, no flags, no session fields, and claims at least the
+/// segment header durable.
+fn close_mark_fault(header: &RecordHeader) -> Option<&'static str> {
+    let bare = header.body_len == 0 && header.flags == 0;
+    if !bare || header.sequence != 0 || header.prev != 0 {
+        Some("close mark with event fields set")
+    } else if (header.durable_before as usize) < RECORD_HEADER_LEN {
+        Some("close mark without a durable claim")
+    } else {
+        None
     }
 }
 
@@ -220,6 +256,35 @@ pub fn encode_record_claiming(
     out.extend_from_slice(&prev.to_le_bytes());
     out.extend_from_slice(body);
     seal_record(&mut out[start..]);
+}
+
+/// Appends a close mark to `out` (format v4): a bodiless record of kind
+/// [`KIND_CLOSE_MARK`] claiming `durable_before`, which must be its own offset
+/// in its segment, written only once every byte before it is durable.
+pub fn encode_close_mark(out: &mut Vec<u8>, durable_before: u32) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&[KIND_CLOSE_MARK, 0]);
+    out.extend_from_slice(&durable_before.to_le_bytes());
+    out.extend_from_slice(&[0; 18]);
+    seal_record(&mut out[start..]);
+}
+
+/// Whether `record`, the bytes at `offset` of a segment, starts with a close
+/// mark claiming its own offset: the mark a writer's clean close leaves.
+pub fn is_close_mark_at(record: &[u8], offset: u64) -> bool {
+    matches!(parse_record(record),
+        RecordParse::Complete(r) if r.header.is_close_mark()
+            && u64::from(r.header.durable_before) == offset)
+}
+
+/// The offset of the close mark that ends `segment` (a segment file's
+/// bytes), if the file ends in one: its writer closed the log cleanly and
+/// wrote nothing since (format §5). Tools report it; tests cut it off to
+/// make a cleanly closed log look like one a crash left.
+pub fn trailing_close_mark(segment: &[u8]) -> Option<usize> {
+    let at = segment.len().checked_sub(RECORD_HEADER_LEN)?;
+    is_close_mark_at(&segment[at..], at as u64).then_some(at)
 }
 
 /// Recomputes and stores the checksum of a complete record in place.
@@ -305,6 +370,34 @@ mod tests {
         bytes[14] = 1;
         seal_record(&mut bytes);
         assert!(matches!(parse_record(&bytes), RecordParse::Invalid(_)));
+    }
+
+    #[test]
+    fn a_close_mark_round_trips_and_must_be_bare() {
+        let mut mark = Vec::new();
+        encode_close_mark(&mut mark, 4096);
+        assert_eq!(mark.len(), RECORD_HEADER_LEN);
+        assert!(is_close_mark_at(&mark, 4096));
+        assert!(!is_close_mark_at(&mark, 4064), "claims its own offset");
+        let RecordParse::Complete(r) = parse_record(&mark) else {
+            panic!("not complete")
+        };
+        assert!(r.header.is_close_mark() && r.body.is_empty());
+        // Any event field set (body length, flags, sequence, previous
+        // record), or a claim below 32, makes it invalid; resealed, so only
+        // the field is wrong.
+        for (field, value) in [(4..5, 1), (9..10, 1), (16..17, 1), (24..25, 1), (10..14, 0)] {
+            let mut bad = mark.clone();
+            bad[field.clone()].fill(value);
+            seal_record(&mut bad);
+            let parsed = parse_record(&bad);
+            assert!(matches!(parsed, RecordParse::Invalid(_)), "{field:?}");
+        }
+        let mut segment = vec![0u8; 4096];
+        segment.extend_from_slice(&mark);
+        assert_eq!(trailing_close_mark(&segment), Some(4096));
+        assert_eq!(trailing_close_mark(&segment[..4100]), None);
+        assert!(!is_close_mark_at(&sample(), 32), "an event is no mark");
     }
 
     #[test]

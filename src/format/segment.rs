@@ -1,4 +1,4 @@
-//! Segment files: their names and their 32-byte header (format v3; v1 and v2 are read too).
+//! Segment files: their names and their 32-byte header (format v4; v1 to v3 are read too).
 //!
 //! A log directory holds segment files named by their segment number, 20
 //! decimal digits with leading zeros and the extension `.seg`
@@ -9,7 +9,7 @@
 //! | offset | size | field                                   |
 //! |--------|------|-----------------------------------------|
 //! | 0      | 8    | magic `SLOGSEG\0`                       |
-//! | 8      | 4    | format version, u32 = 3 (1, 2 read too) |
+//! | 8      | 4    | format version, u32 = 4 (1-3 read too)  |
 //! | 12     | 4    | header length, u32 = 32                 |
 //! | 16     | 8    | segment number, u64 (equals the file name's) |
 //! | 24     | 4    | reserved, zero                          |
@@ -20,7 +20,7 @@
 /// The first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SLOGSEG\0";
 /// The format version this code writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest format version this code reads. Version 1 has the same bytes;
 /// its writers just never preallocate (format §5, §7).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -32,6 +32,10 @@ pub const PREALLOCATING_VERSION: u32 = 2;
 /// write that a valid record follows (§6). Records of older segments claim
 /// nothing, and a writer continuing such a segment keeps it that way.
 pub const CLAIMING_VERSION: u32 = 3;
+/// The first version whose writers end the newest segment with a close mark
+/// when they close cleanly (format §5): a writer continuing an older segment
+/// writes none into it, so that segment stays valid in its own version.
+pub const CLOSE_MARK_VERSION: u32 = 4;
 /// Bytes of the segment header; the first record starts here.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// The extension of segment file names.
@@ -163,9 +167,9 @@ mod tests {
     #[test]
     fn header_matches_the_specs_example() {
         let spec = [
-            0x53, 0x4c, 0x4f, 0x47, 0x53, 0x45, 0x47, 0x00, 0x03, 0x00, 0x00, 0x00, 0x20, 0x00,
+            0x53, 0x4c, 0x4f, 0x47, 0x53, 0x45, 0x47, 0x00, 0x04, 0x00, 0x00, 0x00, 0x20, 0x00,
             0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-            0xe4, 0xbf, 0x4b, 0xda,
+            0x77, 0x19, 0x0f, 0x3b,
         ];
         assert_eq!(encode_segment_header(1), spec);
     }

@@ -33,6 +33,26 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Makes a cleanly closed log look like one a crash left after its last
+/// sync: cuts the close mark (format §5) off the end of its newest segment.
+/// Returns whether there was one. Tests that damage a log as a crash or a
+/// power loss would do it first: a real crash writes no close mark.
+pub fn as_if_crashed(dir: &Path) -> bool {
+    let Some(newest) = segments(dir).pop() else {
+        return false;
+    };
+    let bytes = std::fs::read(&newest).expect("read the newest segment");
+    let Some(mark) = sessionlog::format::record::trailing_close_mark(&bytes) else {
+        return false;
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .expect("open");
+    file.set_len(mark as u64).expect("cut the close mark");
+    true
+}
+
 /// Copies every regular file of `src` into `dst` (created).
 pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).expect("create copy");

@@ -9,7 +9,8 @@ use sessionlog::format::event_codec::{
     decode, decode_keys, encode, encoded_len, parse_json_object,
 };
 use sessionlog::format::record::{
-    RecordParse, encode_record_into, parse_header, parse_record, record_checksum,
+    RecordParse, encode_close_mark, encode_record_claiming, encode_record_into, parse_header,
+    parse_record, record_checksum,
 };
 use sessionlog::format::segment::{
     decode_segment_header, decode_segment_version, encode_segment_header_of_version,
@@ -66,13 +67,13 @@ fn check_records(data: &[u8]) {
             "a complete record's checksum matches"
         );
         let mut canonical = Vec::new();
-        encode_record_into(
-            &mut canonical,
-            r.body,
-            r.header.flags,
-            r.header.sequence,
-            r.header.prev,
-        );
+        let h = r.header;
+        if h.is_close_mark() {
+            encode_close_mark(&mut canonical, h.durable_before);
+        } else {
+            let links = (h.sequence, h.prev);
+            encode_record_claiming(&mut canonical, r.body, h.flags, links, h.durable_before);
+        }
         assert_eq!(canonical, bytes, "one encoding per record");
         check_body(r.body);
         pos += len;
@@ -97,6 +98,20 @@ fn check_wrapped(data: &[u8]) {
             matches!(parse_record(&out[..cut]), RecordParse::Incomplete),
             "cut at {cut}"
         );
+    }
+    check_close_mark(u32::from(data.first().copied().unwrap_or(0)) + 32);
+}
+
+/// A close mark claiming `claim`: it parses back whole, as a bodiless mark.
+fn check_close_mark(claim: u32) {
+    let mut out = Vec::new();
+    encode_close_mark(&mut out, claim);
+    match parse_record(&out) {
+        RecordParse::Complete(r) => {
+            assert!(r.header.is_close_mark() && r.body.is_empty());
+            assert_eq!(r.header.durable_before, claim);
+        }
+        other => panic!("a fresh close mark does not parse: {other:?}"),
     }
 }
 

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use sessionlog::conformance::model::{EventSpec, ModelChecker, Op};
+use sessionlog::format::record::trailing_close_mark;
 use sessionlog::format::segment::{SEGMENT_HEADER_LEN, parse_segment_file_name};
 use sessionlog::{Event, EventQuery, LogOptions, LogStore, SessionStore, SyncPolicy};
 
@@ -231,6 +232,19 @@ fn crash(
     rebase(log, checker, stored)
 }
 
+/// Cuts the close mark a clean close ends the newest segment with (format
+/// §5): a power loss strikes before the close, which would have made the
+/// last write durable and claimed so.
+fn forget_close(dir: &Path) {
+    let Some(path) = newest_segment(dir) else {
+        return;
+    };
+    let bytes = std::fs::read(&path).expect("segment");
+    if let Some(mark) = trailing_close_mark(&bytes) {
+        std::fs::write(&path, &bytes[..mark]).expect("cut the close mark");
+    }
+}
+
 /// Closes, zeroes the sectors of the last write that `seed` picks, reopens
 /// and re-bases the model on what survived: at least everything before that
 /// write.
@@ -243,6 +257,7 @@ fn power_loss(
     stored: &mut Stored,
 ) -> LogStore {
     log.close().expect("close");
+    forget_close(dir);
     let last = stored.events.last().map_or(0, |(_, batch)| *batch);
     let before = stored.events.iter().filter(|(_, b)| *b < last).count();
     let written: Vec<(String, u64)> = stored.events[before..]

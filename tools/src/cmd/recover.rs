@@ -13,6 +13,7 @@ use std::path::Path;
 
 use sessionlog::LogStore;
 use sessionlog::engine::inspect::{self, SalvageReport, VerifyReport};
+use sessionlog::format::segment::SEGMENT_HEADER_LEN;
 
 use crate::error::{CliError, CliResult, EXIT_FINDINGS};
 use crate::logdir::{SegmentFile, require_log_dir, segment_files};
@@ -158,15 +159,37 @@ fn report_cut(
             .iter()
             .find(|s| s.number == old.number)
             .map_or(0, |s| s.size);
-        if now < old.size {
-            out.line(&format!(
-                "cut {} bytes from {} (it now ends at byte offset {now})",
-                old.size - now,
-                old.path.display()
-            ))?;
+        if let Some(line) = cut_line(before, old, now) {
+            out.line(&line)?;
         }
     }
     Ok(())
+}
+
+/// What opening did to segment `old`, now `now` bytes long, if anything.
+fn cut_line(before: &VerifyReport, old: &SegmentFile, now: u64) -> Option<String> {
+    // Where opening cut: the first torn-tail problem of the file (the torn
+    // record, or the start of its unfinished batch).
+    let cut_at = before
+        .problems
+        .iter()
+        .filter(|p| p.torn_tail && p.file == old.path)
+        .map(|p| p.offset)
+        .min()
+        .filter(|&at| at >= SEGMENT_HEADER_LEN as u64 && at < old.size);
+    let file = old.path.display();
+    match cut_at {
+        // Closing then ended the log with a close mark (format §5).
+        Some(at) if now > at => Some(format!(
+            "cut {} bytes from {file} at byte offset {at} (with the close mark of a clean close, it now ends at byte offset {now})",
+            old.size - at
+        )),
+        _ if now < old.size => Some(format!(
+            "cut {} bytes from {file} (it now ends at byte offset {now})",
+            old.size - now
+        )),
+        _ => None,
+    }
 }
 
 fn report_after(dir: &Path, after: &VerifyReport, out: &mut Out) -> CliResult<u8> {

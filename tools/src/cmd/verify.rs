@@ -23,6 +23,8 @@ struct Report {
     /// Whether opening the log would succeed (clean, or only a torn tail
     /// that opening cuts).
     openable: bool,
+    /// Whether the newest segment ends in a close mark (format §5).
+    closed_cleanly: bool,
     records: u64,
     segments: u64,
     problems: Vec<ProblemReport>,
@@ -41,6 +43,7 @@ pub fn run(dir: &Path, json: bool) -> CliResult<u8> {
             dir: dir.to_path_buf(),
             clean: report.problems.is_empty(),
             openable: report.is_openable(),
+            closed_cleanly: report.closed_cleanly,
             records: report.records,
             segments: report.segments,
             problems: report.problems.iter().map(ProblemReport::from).collect(),
@@ -63,7 +66,15 @@ fn print_text(out: &mut Out, dir: &Path, report: &VerifyReport) -> CliResult<()>
         count(report.segments, "segment")
     );
     if report.problems.is_empty() {
-        return out.line(&format!("ok: {} is clean ({summary})", dir.display()));
+        let closed = if report.closed_cleanly {
+            "closed cleanly"
+        } else {
+            "no close mark: a writer has it open, crashed, or predates format 4"
+        };
+        return out.line(&format!(
+            "ok: {} is clean ({summary}; {closed})",
+            dir.display()
+        ));
     }
     out.line(&format!(
         "{} problem(s) in {} ({summary}):",

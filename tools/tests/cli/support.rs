@@ -181,6 +181,16 @@ pub fn newest_segment(dir: &Path) -> PathBuf {
     segs.pop().expect("a segment")
 }
 
+/// Cuts the close mark a clean close left at the end of the newest segment
+/// (format §5): the log is then as a crash right after its last sync left
+/// it, the only kind of log a power loss can tear.
+pub fn as_if_crashed(dir: &Path) {
+    let newest = newest_segment(dir);
+    let bytes = fs::read(&newest).expect("read segment");
+    let mark = sessionlog::format::record::trailing_close_mark(&bytes).expect("a close mark");
+    fs::write(&newest, &bytes[..mark]).expect("write segment");
+}
+
 /// Every file of `dir` (recursively) with its bytes, to check nothing changed.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();

@@ -11,6 +11,16 @@ fn verify_is_clean_on_a_good_log() {
     let o = run_in(&dir, &["verify"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("clean"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("closed cleanly"), "{}", stdout(&o));
+    // As a crash leaves it: still clean, but without a close mark.
+    as_if_crashed(&dir);
+    let o = run_in(&dir, &["verify", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (&json["clean"], &json["closed_cleanly"]),
+        (&true.into(), &false.into())
+    );
 }
 
 #[test]
