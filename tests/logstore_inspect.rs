@@ -3,6 +3,7 @@
 
 mod logstore_util;
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use logstore_util::{Expected, all, ev, open_small_buffered, segments};
@@ -396,7 +397,9 @@ fn damage_once(dir: &Path, dice: &mut Dice) {
 
 /// Opens a copy of `dir` with `recovery`: whether it opened, failing the
 /// test on an error other than `Corrupt`.
-fn opens(dir: &Path, recovery: RecoveryMode) -> bool {
+/// Opens a copy of the log in `dir`: `Ok` if it opens, else the file name
+/// and offset its `Corrupt` error names.
+fn opens(dir: &Path, recovery: RecoveryMode) -> Result<(), (OsString, u64)> {
     let copy = tempfile::tempdir().unwrap();
     logstore_util::copy_dir(dir, copy.path());
     let opts = LogOptions {
@@ -407,9 +410,12 @@ fn opens(dir: &Path, recovery: RecoveryMode) -> bool {
     match LogStore::open_with(copy.path(), opts) {
         Ok(store) => {
             store.close().unwrap();
-            true
+            Ok(())
         }
-        Err(Error::Corrupt { .. }) => false,
+        Err(Error::Corrupt { file, offset, .. }) => {
+            assert!(file.starts_with(copy.path()), "{file:?} is not in the log");
+            Err((file.file_name().unwrap().to_owned(), offset))
+        }
         Err(e) => panic!("open failed with something other than Corrupt: {e}"),
     }
 }
@@ -452,16 +458,32 @@ fn verify_predicts_whether_the_log_opens() {
             }
             let report = inspect::verify(dir.path()).unwrap();
             let context = format!("{sync:?} trial {trial}: {:?}", report.problems);
+            let tolerant = opens(dir.path(), RecoveryMode::TolerateTail);
+            let strict = opens(dir.path(), RecoveryMode::Strict);
             assert_eq!(
                 report.is_openable(),
-                opens(dir.path(), RecoveryMode::TolerateTail),
+                tolerant.is_ok(),
                 "TolerateTail, {context}"
             );
             assert_eq!(
                 report.problems.is_empty(),
-                opens(dir.path(), RecoveryMode::Strict),
+                strict.is_ok(),
                 "Strict, {context}"
             );
+            // Where an open fails, verify names that place too (file and
+            // offset), as damage the tolerant open cannot cut or, for the
+            // strict open, any problem at all.
+            for (failed, only_damage) in [(tolerant, true), (strict, false)] {
+                let Err((file, offset)) = failed else {
+                    continue;
+                };
+                let named = report.problems.iter().any(|p| {
+                    p.file.file_name() == Some(&*file)
+                        && p.offset == offset
+                        && !(only_damage && p.torn_tail)
+                });
+                assert!(named, "open failed at {file:?} offset {offset}, {context}");
+            }
             verdicts
                 [usize::from(report.is_openable()) + usize::from(report.problems.is_empty())] += 1;
         }
