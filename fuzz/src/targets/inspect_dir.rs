@@ -7,21 +7,25 @@
 //!   carries (same session, sequence, id and type), inside their file;
 //! - `verify` and `stats` count the records `scan` reports;
 //! - `verify`'s verdict holds: a log opens with `TolerateTail` exactly when
-//!   it calls it openable, and with `Strict` exactly when it finds no problem
-//!   (checked by the caller, which opens the directory next, see [`Verdict`]);
+//!   it calls it openable, and with `Strict` exactly when it finds no problem,
+//!   and an open that fails with `Corrupt` names a file and offset where
+//!   `verify` found a problem (for `TolerateTail`, one that is not a torn
+//!   tail); checked by the caller, which opens the directory next, see
+//!   [`Verdict`];
 //! - a `salvage` that succeeds leaves a log that opens strictly, every
 //!   session numbered 1..=latest, holding only carried events (up to their
 //!   sequence numbers, which salvage may change), as many as it says it copied.
 
+use std::ffi::OsString;
 use std::path::Path;
 
 use sessionlog::engine::inspect::{self, RecordInfo};
-use sessionlog::{Event, LogOptions, LogStore, RecoveryMode, SyncPolicy};
+use sessionlog::{Error, Event, LogOptions, LogStore, RecoveryMode, SyncPolicy};
 
 use super::open_dir::{read_session, same, sessions_of};
 
 /// What `verify` said about opening the directory.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Verdict {
     /// `verify` gave a report (rather than an error).
     known: bool,
@@ -29,22 +33,36 @@ pub struct Verdict {
     openable: bool,
     /// No problem at all: `Strict` opens it too.
     clean: bool,
+    /// Where each problem is: (file name, offset, whether a torn tail).
+    places: Vec<(OsString, u64, bool)>,
 }
 
 impl Verdict {
-    /// Checks that opening the directory with `recovery` succeeded (`opened`)
-    /// exactly when the verdict said it would.
-    pub fn check_open(self, recovery: RecoveryMode, opened: bool) {
+    /// Checks that opening the directory with `recovery` succeeded (`open`
+    /// is `Ok`) exactly when the verdict said it would, and that a `Corrupt`
+    /// failure names a place of a problem that explains it.
+    pub fn check_open(&self, recovery: RecoveryMode, open: Result<(), &Error>) {
         let expected = match recovery {
             RecoveryMode::Strict => self.clean,
             RecoveryMode::TolerateTail => self.openable,
             _ => return,
         };
-        let outcome = if opened { "succeeds" } else { "fails" };
+        let outcome = if open.is_ok() { "succeeds" } else { "fails" };
         assert!(
-            !self.known || opened == expected,
+            !self.known || open.is_ok() == expected,
             "verify said {self:?}, but opening with {recovery:?} {outcome}"
         );
+        if let (true, Err(Error::Corrupt { file, offset, .. })) = (self.known, open) {
+            let only_damage = recovery == RecoveryMode::TolerateTail;
+            let named = self.places.iter().any(|(name, at, torn)| {
+                file.file_name() == Some(name) && at == offset && !(only_damage && *torn)
+            });
+            assert!(
+                named,
+                "opening with {recovery:?} failed at {} offset {offset}, where verify found no such problem: {self:?}",
+                file.display()
+            );
+        }
     }
 }
 
@@ -91,10 +109,15 @@ fn check_verify(dir: &Path, scanned: Option<&[RecordInfo]>) -> Verdict {
             "verify and scan count different records"
         );
     }
+    let places = report.problems.iter().map(|p| {
+        let name = p.file.file_name().unwrap_or_default().to_owned();
+        (name, p.offset, p.torn_tail)
+    });
     Verdict {
         known: true,
         openable: report.is_openable(),
         clean: report.problems.is_empty(),
+        places: places.collect(),
     }
 }
 

@@ -11,7 +11,8 @@
 //! In both cases each session reads as sequences 1..=latest without gaps.
 //! Before the open, the inspection tool's walks run over the same files
 //! ([`inspect_dir`]); the open with `TolerateTail` (`Strict`) must succeed
-//! exactly when `verify` calls the log openable (clean).
+//! exactly when `verify` calls the log openable (clean), and an open that
+//! fails with `Corrupt` must name a place where `verify` found the problem.
 
 use std::path::Path;
 
@@ -71,11 +72,11 @@ fn arbitrary_files(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     let carried = valid_records(dir);
     follow_read_only(dir, &carried);
     let verdict = inspect_dir::check(dir, &carried);
-    let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
-        verdict.check_open(recovery, false);
-        return;
+    let store = match LogStore::open_with(dir, options(recovery)) {
+        Ok(store) => store,
+        Err(e) => return verdict.check_open(recovery, Err(&e)),
     };
-    verdict.check_open(recovery, true);
+    verdict.check_open(recovery, Ok(()));
     let salvage = recovery == RecoveryMode::Salvage;
     for session in sessions_of(&carried) {
         for event in read_session(&store, &session) {
@@ -183,15 +184,18 @@ fn damaged_log(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     let written = write_log(dir, input);
     let edits = damage(dir, input);
     let verdict = inspect_dir::check(dir, &valid_records(dir));
-    let Ok(store) = LogStore::open_with(dir, options(recovery)) else {
-        verdict.check_open(recovery, false);
-        assert!(
-            edits > 0 || recovery == RecoveryMode::Salvage,
-            "an undamaged log fails to open"
-        );
-        return;
+    let store = match LogStore::open_with(dir, options(recovery)) {
+        Ok(store) => store,
+        Err(e) => {
+            verdict.check_open(recovery, Err(&e));
+            assert!(
+                edits > 0 || recovery == RecoveryMode::Salvage,
+                "an undamaged log fails to open"
+            );
+            return;
+        }
     };
-    verdict.check_open(recovery, true);
+    verdict.check_open(recovery, Ok(()));
     let salvage = recovery == RecoveryMode::Salvage;
     let mut found = 0;
     for session in sessions_of(&written) {
