@@ -231,3 +231,53 @@ fn an_id_stored_twice_is_damage() {
             .any(|p| p.reason.contains("more than once"))
     );
 }
+
+/// Sealed segments are scanned on a second thread ahead of their indexing;
+/// what opening reports must not change: with damage in several sealed
+/// segments, the error names the first in log order, and once that is
+/// mended, the next.
+#[test]
+fn of_several_damaged_sealed_segments_the_first_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let files = segments(dir.path());
+    assert!(files.len() >= 4, "three sealed segments and the newest");
+    // Segment 1: a record's checksum fails.
+    let victim = last_record_start(dir.path(), &files[0]);
+    flip(&files[0], victim + 40, 2);
+    // Segment 2: a valid header naming another segment.
+    let other = sessionlog::format::segment::encode_segment_header(99);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[1])
+        .unwrap()
+        .write_all_at(&other, 0)
+        .unwrap();
+    // Segment 3: shorter than a header, so it cannot even be mapped as one.
+    let whole_third = std::fs::read(&files[2]).unwrap();
+    std::fs::write(&files[2], &whole_third[..10]).unwrap();
+
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!((&file, offset), (&files[0], victim), "{reason}");
+    assert!(reason.contains("checksum"), "{reason}");
+    flip(&files[0], victim + 40, 2);
+
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!((&file, offset), (&files[1], 16), "{reason}");
+    assert!(reason.contains("names segment 99"), "{reason}");
+    let header = sessionlog::format::segment::encode_segment_header(2);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[1])
+        .unwrap()
+        .write_all_at(&header, 0)
+        .unwrap();
+
+    let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
+    assert_eq!((&file, offset), (&files[2], 0), "{reason}");
+    assert!(reason.contains("sealed segment"), "{reason}");
+    std::fs::write(&files[2], &whole_third).unwrap();
+
+    let store = LogStore::open_with(dir.path(), LogOptions::default()).unwrap();
+    store.close().unwrap();
+}

@@ -44,6 +44,8 @@
 //! - `group_commit`: leader/follower commit, one `fdatasync` per group;
 //! - `id_index`, `sparse_index`, `hash`, `state`: the in-memory indexes;
 //! - `recovery`, `scan`: checking and indexing the log on open, torn tails;
+//!   `scan_ahead`: sealed segments scanned on a second thread while the
+//!   opening thread indexes the ones before;
 //! - `readonly`: following a log another store writes;
 //! - `core`, `options`: the open log and how it is opened;
 //! - [`inspect`] (with `salvage`): verify, stats and salvage for the repair tool.
@@ -66,6 +68,7 @@ mod readonly;
 mod recovery;
 mod salvage;
 mod scan;
+mod scan_ahead;
 mod segment;
 mod spare_buffer;
 mod sparse_index;

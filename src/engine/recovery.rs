@@ -26,6 +26,7 @@ use super::id_index::MAX_INDEXED_SEGMENT;
 use super::io::Io;
 use super::options::RecoveryMode;
 use super::scan::{Indexer, ScanEnd, header_tear_refuted, scan_batches, torn_write_refuted};
+use super::scan_ahead::ScanAhead;
 use super::segment::{SegmentFile, SegmentSet, create_segment};
 use super::state::State;
 use crate::error::{Error, Result};
@@ -99,12 +100,7 @@ pub(crate) fn recover(io: &Io, dir: &Path, access: Access, hasher: &FastHash) ->
         }
         return Ok(rec);
     };
-    for &n in sealed {
-        recover_sealed(io, dir, n, hasher, &mut rec)?;
-        if n == 1 {
-            presize_id_index(io, dir, &numbers, &mut rec)?;
-        }
-    }
+    recover_sealed(io, dir, (sealed, &numbers), hasher, &mut rec)?;
     recover_newest(io, dir, newest, access, hasher, &mut rec)?;
     Ok(rec)
 }
@@ -124,13 +120,60 @@ fn presize_id_index(io: &Io, dir: &Path, numbers: &[u64], rec: &mut Recovered) -
     Ok(())
 }
 
+/// Opens, checks and indexes the sealed segments `sealed` of the log whose
+/// segments are `numbers`, in log order. Each is scanned on a second thread
+/// while the one before it is indexed ([`ScanAhead`]); the first problem in
+/// log order is the one reported, as it would be on one thread.
 fn recover_sealed(
     io: &Io,
     dir: &Path,
-    n: u64,
+    (sealed, numbers): (&[u64], &[u64]),
     hasher: &FastHash,
     rec: &mut Recovered,
 ) -> Result<()> {
+    let (opened, failed) = open_sealed(io, dir, sealed);
+    std::thread::scope(|scope| {
+        let maps = opened.iter().map(|seg| seg.mapped().unwrap_or(&[]));
+        let scan = ScanAhead::start(scope, maps.collect());
+        let indexed = index_all_sealed(&opened, &scan, (io, dir, numbers), hasher, rec);
+        scan.finish();
+        indexed
+    })?;
+    // Every segment before the one that could not be opened was fine.
+    failed.map_or(Ok(()), Err)
+}
+
+/// Indexes the `opened` sealed segments in order, as `scan` hands them over.
+fn index_all_sealed(
+    opened: &[Arc<SegmentFile>],
+    scan: &ScanAhead<'_, '_>,
+    (io, dir, numbers): (&Io, &Path, &[u64]),
+    hasher: &FastHash,
+    rec: &mut Recovered,
+) -> Result<()> {
+    for seg in opened {
+        index_sealed(seg, scan, hasher, rec)?;
+        if seg.number == 1 {
+            presize_id_index(io, dir, numbers, rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// The sealed segments `sealed` opened and mapped, in order, up to the first
+/// that cannot be; that one's error comes beside them.
+fn open_sealed(io: &Io, dir: &Path, sealed: &[u64]) -> (Vec<Arc<SegmentFile>>, Option<Error>) {
+    let mut opened = Vec::with_capacity(sealed.len());
+    for &n in sealed {
+        match open_one_sealed(io, dir, n) {
+            Ok(seg) => opened.push(seg),
+            Err(e) => return (opened, Some(e)),
+        }
+    }
+    (opened, None)
+}
+
+fn open_one_sealed(io: &Io, dir: &Path, n: u64) -> Result<Arc<SegmentFile>> {
     let path = dir.join(segment_file_name(n));
     let file = io.open_ro(&path)?;
     let len = io.file_len(&file, &path)?;
@@ -143,29 +186,35 @@ fn recover_sealed(
             format!("{why} (in a sealed segment)"),
         ));
     }
-    let seg = Arc::new(SegmentFile::sealed(io, n, path.clone(), &file)?);
-    drop(file);
-    rec.segments.insert(Arc::clone(&seg));
+    Ok(Arc::new(SegmentFile::sealed(io, n, path, &file)?))
+}
+
+/// Checks and indexes the sealed segment `seg`, whose records `scan` is
+/// about to hand over.
+fn index_sealed(
+    seg: &Arc<SegmentFile>,
+    scan: &ScanAhead<'_, '_>,
+    hasher: &FastHash,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let (n, path) = (seg.number, seg.path.as_path());
+    rec.segments.insert(Arc::clone(seg));
     let map = seg.mapped().unwrap_or(&[]);
-    check_header(map, n, &path)?;
-    let end = index_bytes(
-        &map[SEGMENT_HEADER_LEN..],
-        SEGMENT_HEADER_LEN as u64,
-        n,
-        &path,
-        hasher,
-        rec,
-    )?;
+    check_header(map, n, path)?;
+    let mut indexer = Indexer::new(&mut rec.state, hasher, &rec.segments);
+    let end = scan.segment(|batch| indexer.apply(path, n, batch))?;
+    let records = (SEGMENT_HEADER_LEN as u64, &map[SEGMENT_HEADER_LEN..]);
+    indexer.finish(n, records)?;
     if let Some(d) = end.damage {
         return Err(Error::corrupt(
-            &path,
+            path,
             d.offset,
             format!("{} (in a sealed segment)", d.reason),
         ));
     }
     if end.valid_end != map.len() as u64 {
         let why = "a batch is not finished at the end of a sealed segment";
-        return Err(Error::corrupt(&path, end.valid_end, why));
+        return Err(Error::corrupt(path, end.valid_end, why));
     }
     Ok(())
 }
