@@ -134,7 +134,7 @@ fn recover_sealed(
     let (opened, failed) = open_sealed(io, dir, sealed);
     std::thread::scope(|scope| {
         let maps = opened.iter().map(|seg| seg.mapped().unwrap_or(&[]));
-        let scan = ScanAhead::start(scope, maps.collect());
+        let scan = ScanAhead::start(scope, maps.collect(), dir)?;
         let indexed = index_all_sealed(&opened, &scan, (io, dir, numbers), hasher, rec);
         scan.finish();
         indexed

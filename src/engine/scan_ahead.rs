@@ -19,7 +19,8 @@
 //! the thread has exited, so its thread-local state would be freed after the
 //! open returned (LeakSanitizer in the fuzz targets reports that as a leak).
 
-use std::thread::{Scope, ScopedJoinHandle};
+use std::path::Path;
+use std::thread::{Builder, Scope, ScopedJoinHandle};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
@@ -55,17 +56,25 @@ pub(crate) struct ScanAhead<'scope, 'a> {
 impl<'scope, 'a: 'scope> ScanAhead<'scope, 'a> {
     /// Starts scanning `segments` (each a sealed segment's bytes, header
     /// included; the indexer refuses one shorter than a header) on a thread
-    /// of `scope`. Call [`finish`](Self::finish) when done.
-    pub fn start(scope: &'scope Scope<'scope, '_>, segments: Vec<&'a [u8]>) -> Self {
+    /// of `scope`; fails if no thread can be started (the log in `dir`
+    /// stays as it is). Call [`finish`](Self::finish) when done.
+    pub fn start(
+        scope: &'scope Scope<'scope, '_>,
+        segments: Vec<&'a [u8]>,
+        dir: &Path,
+    ) -> Result<Self> {
         let (tx, rx) = bounded(IN_FLIGHT);
-        let scanner = scope.spawn(move || {
-            for bytes in segments {
-                if scan_segment(bytes, &tx).is_err() {
-                    return; // The indexer stopped: nothing more is wanted.
+        let scanner = Builder::new()
+            .name("sessionlog-scan".into())
+            .spawn_scoped(scope, move || {
+                for bytes in segments {
+                    if scan_segment(bytes, &tx).is_err() {
+                        return; // The indexer stopped: nothing more is wanted.
+                    }
                 }
-            }
-        });
-        ScanAhead { rx, scanner }
+            })
+            .map_err(|e| Error::io("start a scanner thread", dir, e))?;
+        Ok(ScanAhead { rx, scanner })
     }
 
     /// Stops the scan (if the indexer stopped early) and joins the scanner
