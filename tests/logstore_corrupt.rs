@@ -246,13 +246,7 @@ fn of_several_damaged_sealed_segments_the_first_is_named() {
     let victim = last_record_start(dir.path(), &files[0]);
     flip(&files[0], victim + 40, 2);
     // Segment 2: a valid header naming another segment.
-    let other = sessionlog::format::segment::encode_segment_header(99);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&files[1])
-        .unwrap()
-        .write_all_at(&other, 0)
-        .unwrap();
+    write_header(&files[1], 99);
     // Segment 3: shorter than a header, so it cannot even be mapped as one.
     let whole_third = std::fs::read(&files[2]).unwrap();
     std::fs::write(&files[2], &whole_third[..10]).unwrap();
@@ -265,13 +259,7 @@ fn of_several_damaged_sealed_segments_the_first_is_named() {
     let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
     assert_eq!((&file, offset), (&files[1], 16), "{reason}");
     assert!(reason.contains("names segment 99"), "{reason}");
-    let header = sessionlog::format::segment::encode_segment_header(2);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&files[1])
-        .unwrap()
-        .write_all_at(&header, 0)
-        .unwrap();
+    write_header(&files[1], 2);
 
     let (file, offset, reason) = corrupt_on_open(dir.path(), LogOptions::default());
     assert_eq!((&file, offset), (&files[2], 0), "{reason}");
@@ -280,4 +268,12 @@ fn of_several_damaged_sealed_segments_the_first_is_named() {
 
     let store = LogStore::open_with(dir.path(), LogOptions::default()).unwrap();
     store.close().unwrap();
+}
+
+/// Overwrites the header of the segment file `path` with a valid one naming
+/// segment `number`.
+fn write_header(path: &Path, number: u64) {
+    let header = sessionlog::format::segment::encode_segment_header(number);
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&header, 0).unwrap();
 }

@@ -132,6 +132,10 @@ fn recover_sealed(
     rec: &mut Recovered,
 ) -> Result<()> {
     let (opened, failed) = open_sealed(io, dir, sealed);
+    if opened.is_empty() {
+        // A log in one segment (or whose first cannot be opened): no thread.
+        return failed.map_or(Ok(()), Err);
+    }
     std::thread::scope(|scope| {
         let maps = opened.iter().map(|seg| seg.mapped().unwrap_or(&[]));
         let scan = ScanAhead::start(scope, maps.collect(), dir)?;
