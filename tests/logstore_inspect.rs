@@ -395,10 +395,9 @@ fn damage_once(dir: &Path, dice: &mut Dice) {
     std::fs::write(&file, bytes).unwrap();
 }
 
-/// Opens a copy of `dir` with `recovery`: whether it opened, failing the
-/// test on an error other than `Corrupt`.
-/// Opens a copy of the log in `dir`: `Ok` if it opens, else the file name
-/// and offset its `Corrupt` error names.
+/// Opens a copy of the log in `dir` with `recovery`: `Ok` if it opens, else
+/// the file name and offset its `Corrupt` error names; any other error fails
+/// the test.
 fn opens(dir: &Path, recovery: RecoveryMode) -> Result<(), (OsString, u64)> {
     let copy = tempfile::tempdir().unwrap();
     logstore_util::copy_dir(dir, copy.path());

@@ -3,9 +3,9 @@
 //!
 //! Opening a big log spends over 40% of its time checking checksums and
 //! decoding record keys, and most of the rest indexing (sessions,
-//! sequences, ids). The first half needs nothing from the second, so a scanner thread
-//! walks the segments while the opening thread indexes what it has found so
-//! far: on a 10M-event log, the two cores share the work.
+//! sequences, ids). The scan needs nothing from the indexing, so a scanner
+//! thread walks the segments while the opening thread indexes what it has
+//! found so far: on a 10M-event log, the two cores share the work.
 //!
 //! Nothing about *what* opening reports changes. The scanner sends, for each
 //! segment in log order, its complete batches and then how its scan ended;
@@ -36,7 +36,7 @@ const CHUNK_RECORDS: usize = 4096;
 const IN_FLIGHT: usize = 4;
 
 /// What the scanner sends, segment after segment, in log order.
-pub(crate) enum Scanned<'a> {
+enum Scanned<'a> {
     /// Complete batches of the current segment, in order: batch `i` is
     /// `records[ends[i - 1]..ends[i]]` (the first starts at 0).
     Batches {
