@@ -194,7 +194,7 @@ impl Core {
         self.wake(wake);
         if self.opts.sync == SyncPolicy::Always {
             if target.target > commit.durable() {
-                let wake = commit.commit_through(&self.state, &self.segments, target, true)?;
+                let wake = commit.commit_durable(&self.state, &self.segments, target)?;
                 self.wake(&wake);
             }
         } else {

@@ -11,10 +11,10 @@
 //! - **Appending** (`append`): events are validated and encoded outside any
 //!   lock; under the state lock duplicates are found (id index), sequences
 //!   assigned and records encoded into the pending log (`pending`).
-//! - **Durability** (`group_commit`): under `SyncPolicy::Always` the first
-//!   appender to find the writer free writes everything pending with one
-//!   positioned write and one `fdatasync`; the others park and are woken once
-//!   the durable watermark covers them. Records become visible (readers,
+//! - **Durability** (`group_commit`, `committer`): under `SyncPolicy::Always`
+//!   a committer thread writes everything pending with one positioned write
+//!   and one `fdatasync` (a lone appender does so itself); the appenders
+//!   park and are woken once the durable watermark covers them. Records become visible (readers,
 //!   long-poll waiters, watchers, duplicate appends) only then. Under `Never`
 //!   and `Interval` records are visible at once, served from the pending log
 //!   until the background thread has written them in large chunks.
@@ -41,7 +41,8 @@
 //!   `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
 //! - `pending`: appended records not yet in a file (readable from memory);
 //! - `append`, `read`: the two halves of the `SessionStore` implementation;
-//! - `group_commit`: leader/follower commit, one `fdatasync` per group;
+//! - `group_commit`: group commit, one `fdatasync` per group; `committer`:
+//!   the thread that leads the groups under `SyncPolicy::Always`;
 //! - `id_index`, `sparse_index`, `hash`, `state`: the in-memory indexes;
 //! - `recovery`, `scan`: checking and indexing the log on open, torn tails;
 //!   `scan_ahead`: sealed segments scanned on a second thread while the
@@ -51,6 +52,7 @@
 //! - [`inspect`] (with `salvage`): verify, stats and salvage for the repair tool.
 
 mod append;
+mod committer;
 mod core;
 mod group_commit;
 mod group_signal;
@@ -81,6 +83,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use self::committer::Committer;
 use self::core::Core;
 use crate::error::Result;
 use crate::event::Event;
@@ -114,9 +117,11 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct LogStore {
-    // Stopped (and joined) before `core` is dropped, so the last reference
-    // to the core, and with it the directory lock, goes with the handle.
+    // Both stopped (and joined) before `core` is dropped, so the last
+    // reference to the core, and with it the directory lock, goes with the
+    // handle, and the close's final sync runs alone.
     background: Option<Background>,
+    committer: Option<Committer>,
     core: Arc<Core>,
 }
 
@@ -134,6 +139,10 @@ impl LogStore {
     /// repair, and with [`Error::InvalidArgument`](crate::Error::InvalidArgument) on out-of-range options.
     pub fn open_with(dir: impl AsRef<Path>, opts: LogOptions) -> Result<LogStore> {
         let core = Arc::new(Core::open_writer(dir.as_ref(), opts)?);
+        let committer = match core.opts.sync {
+            SyncPolicy::Always => Committer::start(&core),
+            _ => None,
+        };
         let background = match core.opts.sync {
             SyncPolicy::Always => None,
             SyncPolicy::Never => Some(Background::start(&core, core.opts.flush_interval, None)),
@@ -143,7 +152,11 @@ impl LogStore {
                 Some(d),
             )),
         };
-        Ok(LogStore { background, core })
+        Ok(LogStore {
+            background,
+            committer,
+            core,
+        })
     }
 
     /// Opens the log in `dir` to read along with its writer, with the default options.
@@ -167,13 +180,18 @@ impl LogStore {
         let core = Arc::new(Core::open_read_only(dir.as_ref(), opts)?);
         let every = core.opts.refresh_interval.max(Duration::from_millis(1));
         let background = Some(Background::start(&core, every, None));
-        Ok(LogStore { background, core })
+        Ok(LogStore {
+            background,
+            committer: None,
+            core,
+        })
     }
 
     /// Writes and syncs everything appended, then releases the directory.
     /// Dropping the store does the same, but cannot report errors.
     pub fn close(mut self) -> Result<()> {
         self.background.take();
+        self.committer.take();
         self.core.finish()
     }
 
@@ -203,6 +221,7 @@ impl LogStore {
 impl Drop for LogStore {
     fn drop(&mut self) {
         self.background.take();
+        self.committer.take();
     }
 }
 
