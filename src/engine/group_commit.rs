@@ -24,8 +24,9 @@
 //!   group holds nearly all of them. Led by an appender (the first to find
 //!   the writer free, which then returns), a group held about half: the
 //!   next leader started as soon as the previous sync ended, before the
-//!   woken half was back (BENCHMARKS.md, eleventh session: ~1.7× fewer
-//!   `fdatasync`s for the same appends, 1.01-1.07× the rate at 64 threads).
+//!   woken half was back (BENCHMARKS.md, eleventh session: at 64 threads
+//!   ~1.7× fewer `fdatasync`s for the same appends and a median 1.09× the
+//!   rate; unchanged for one appender).
 //! - Otherwise (buffered policies, closing, explicit syncs) the caller of
 //!   [`commit_through`](GroupCommit::commit_through) leads if it finds the
 //!   writer free; when it finishes it wakes one follower of the next group,
