@@ -227,6 +227,23 @@ impl SegmentSet {
             .ok_or_else(|| self.corrupt(pos, "a record points into a segment that does not exist"))
     }
 
+    /// Whether the record at `pos` is in a mapped (sealed) segment.
+    pub fn is_mapped(&self, pos: u64) -> bool {
+        self.get(position_segment(pos))
+            .is_some_and(|seg| seg.mapped().is_some())
+    }
+
+    /// Loads the first byte at `pos` if its segment is mapped, and does
+    /// nothing with it: a walk of several chains touches each chain's next
+    /// record before reading any, so that their cache misses overlap.
+    pub fn touch(&self, pos: u64) {
+        if let Some(seg) = self.get(position_segment(pos))
+            && let Some(bytes) = seg.mapped()
+        {
+            std::hint::black_box(bytes.get(position_offset(pos) as usize).copied());
+        }
+    }
+
     /// The checksum-verified record at `pos`.
     pub fn read_record(&self, pos: u64) -> Result<RecordBytes> {
         let seg = self.segment_of(pos)?;
