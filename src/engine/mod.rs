@@ -98,6 +98,10 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 ///
 /// - Under [`SyncPolicy::Always`] (the default) an append returns only once
 ///   it is on stable storage; concurrent appends share one `fdatasync`.
+/// - An open store runs one helper thread: under `Always` the committer,
+///   which leads the shared syncs whenever more than one appender waits;
+///   under `Never` and `Interval` the background writer; for a read-only
+///   store the refresher. It is stopped and joined on close and on drop.
 /// - Opening recovers from a crash or a power loss: a torn tail is cut,
 ///   other damage is an error naming the file and byte offset ([`RecoveryMode`]).
 /// - One writer per directory: a second open fails with [`Error::Locked`](crate::Error::Locked)
