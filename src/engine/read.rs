@@ -656,8 +656,18 @@ mod tests {
 
     /// Two sessions interleaved, `n` events each, written to the active segment.
     fn two_sessions(dir: &std::path::Path, n: usize) -> (LogStore, Vec<Vec<Event>>) {
+        two_sessions_in(dir, n, LogOptions::default().segment_size)
+    }
+
+    /// [`two_sessions`] in segments of `segment_size` bytes.
+    pub(super) fn two_sessions_in(
+        dir: &std::path::Path,
+        n: usize,
+        segment_size: u64,
+    ) -> (LogStore, Vec<Vec<Event>>) {
         let opts = LogOptions {
             sync: SyncPolicy::Never,
+            segment_size,
             ..LogOptions::default()
         };
         let store = LogStore::open_with(dir, opts).unwrap();
@@ -760,25 +770,32 @@ mod tests {
             .record_len() as u64;
         // Sequence 40 of s0 is the 79th record of the log.
         let victim = 32 + 78 * record_len;
+        damage_is_named(&store, (&file, &path), victim, (39, [0, 20, 39]));
+    }
+
+    /// Flips a bit inside the body of the record of s0's sequence `seq + 1`
+    /// at `victim` of `file` (at `path`): every page from `afters` (which
+    /// reach it) reports it by file and offset, and the page after it is
+    /// still served.
+    pub(super) fn damage_is_named(
+        store: &LogStore,
+        (file, path): (&std::fs::File, &std::path::Path),
+        victim: u64,
+        (seq, afters): (u64, [u64; 3]),
+    ) {
         let mut byte = [0u8];
         file.read_at(&mut byte, victim + 40).unwrap();
         file.write_at(&[byte[0] ^ 0x20], victim + 40).unwrap();
-        for after in [0, 20, 39] {
+        for after in afters {
             match store.get_events("s0", &EventQuery::new().after(after).limit(100)) {
                 Err(Error::Corrupt { file, offset, .. }) => {
-                    assert_eq!((file, offset), (path.clone(), victim), "after {after}");
+                    assert_eq!((file.as_path(), offset), (path, victim), "after {after}");
                 }
                 other => panic!("after {after}: {other:?}"),
             }
         }
-        // Pages that do not reach it are still served.
-        assert_eq!(
-            store
-                .get_events("s0", &EventQuery::new().after(40).limit(100))
-                .unwrap()
-                .len(),
-            100
-        );
+        let past = store.get_events("s0", &EventQuery::new().after(seq + 1).limit(100));
+        assert_eq!(past.unwrap().len(), 100);
     }
 }
 
@@ -789,26 +806,12 @@ mod sealed_tests {
     use crate::format::event_codec::decode_keys;
     use crate::format::record::{RECORD_HEADER_LEN, parse_header};
     use crate::format::segment::{SEGMENT_HEADER_LEN, segment_file_name};
-    use crate::{
-        Error, Event, EventQuery, EventType, LogOptions, LogStore, SessionStore, SyncPolicy,
-    };
+    use crate::{Event, EventQuery, LogStore, SessionStore};
 
     /// Two sessions' events in turn over many small segments, all sealed
     /// (mapped) but the last: pages there are read by the walk of lanes.
     fn two_sessions_sealed(dir: &std::path::Path, n: usize) -> (LogStore, Vec<Vec<Event>>) {
-        let opts = LogOptions {
-            sync: SyncPolicy::Never,
-            segment_size: 16 << 10,
-            ..LogOptions::default()
-        };
-        let store = LogStore::open_with(dir, opts).unwrap();
-        let mut all = vec![Vec::new(), Vec::new()];
-        for i in 0..2 * n {
-            let e = Event::new(format!("s{}", i % 2), EventType::MessageSent);
-            all[i % 2].push(store.append_event_with_sequence(e).unwrap());
-        }
-        store.sync().unwrap();
-        (store, all)
+        super::tests::two_sessions_in(dir, n, 16 << 10)
     }
 
     #[test]
@@ -871,19 +874,7 @@ mod sealed_tests {
             .open(&path)
             .unwrap();
         let (victim, seq) = first_record_of(&file, "s0");
-        let mut byte = [0u8];
-        file.read_at(&mut byte, victim + 40).unwrap();
-        file.write_at(&[byte[0] ^ 0x20], victim + 40).unwrap();
-        for after in [seq - 1, seq.saturating_sub(30), seq.saturating_sub(99)] {
-            match store.get_events("s0", &EventQuery::new().after(after).limit(100)) {
-                Err(Error::Corrupt { file, offset, .. }) => {
-                    assert_eq!((file, offset), (path.clone(), victim), "after {after}");
-                }
-                other => panic!("after {after}: {other:?}"),
-            }
-        }
-        // Pages that do not reach it are still served.
-        let past = store.get_events("s0", &EventQuery::new().after(seq).limit(100));
-        assert_eq!(past.unwrap().len(), 100);
+        let afters = [seq - 1, seq.saturating_sub(30), seq.saturating_sub(99)];
+        super::tests::damage_is_named(&store, (&file, &path), victim, (seq - 1, afters));
     }
 }
