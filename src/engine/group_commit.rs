@@ -61,7 +61,8 @@ pub(crate) struct Ticket {
     pub group: u64,
 }
 
-/// Leader/follower group commit over the active [`SegmentWriter`].
+/// Group commit over the active [`SegmentWriter`], led by the committer
+/// thread, a lone appender, or whoever finds the writer free (see the module docs).
 pub(crate) struct GroupCommit {
     writer: Mutex<SegmentWriter>,
     /// Packed position up to which records are in the segment files.
@@ -396,7 +397,7 @@ impl GroupCommit {
         self.writer.lock().close()
     }
 
-    /// Syncs what is written so far (for `SyncPolicy::Interval` and close).
+    /// Syncs what is written so far (`SyncPolicy::Interval`, [`LogStore::sync`](crate::LogStore::sync), close).
     pub fn sync_written(&self, state: &RwLock<State>, segments: &SegmentSet) -> Result<Wake> {
         let ticket = state.read().ticket();
         self.commit_through(state, segments, ticket, true)
