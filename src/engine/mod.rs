@@ -21,7 +21,7 @@
 //! - **Indexes** (`id_index`, `sparse_index`, `state`): per event, 13 bytes
 //!   of id index slot at most 7/8 full (event-id hash -> record position,
 //!   verified against the record on a hit); per session, the position of
-//!   every 32nd record. A query walks a session's previous-record links back
+//!   every 16th record. A query walks a session's previous-record links back
 //!   from the nearest anchor, so it reads only the records it returns.
 //! - **Recovery** (`recovery`, `scan`): on open every record is checked
 //!   (CRC, keys, session continuity, unique ids; no JSON parsed) and indexed;

@@ -233,14 +233,18 @@ impl SegmentSet {
             .is_some_and(|seg| seg.mapped().is_some())
     }
 
-    /// Loads the first byte at `pos` if its segment is mapped, and does
-    /// nothing with it: a walk of several chains touches each chain's next
-    /// record before reading any, so that their cache misses overlap.
+    /// Loads a byte of every cache line of the first [`TOUCH_BYTES`] at
+    /// `pos` if its segment is mapped, and does nothing with them: a walk of
+    /// several chains touches each chain's next record before reading any,
+    /// so that their cache misses overlap.
     pub fn touch(&self, pos: u64) {
         if let Some(seg) = self.get(position_segment(pos))
             && let Some(bytes) = seg.mapped()
         {
-            std::hint::black_box(bytes.get(position_offset(pos) as usize).copied());
+            let off = position_offset(pos) as usize;
+            for line in (off..off + TOUCH_BYTES).step_by(64) {
+                std::hint::black_box(bytes.get(line).copied());
+            }
         }
     }
 
@@ -644,3 +648,10 @@ pub(crate) mod tests {
         assert_eq!(&*read(b), &second[..]);
     }
 }
+
+/// How much of a record [`SegmentSet::touch`] loads, a byte per cache line:
+/// the header and the body of a typical event of a few hundred bytes.
+/// Touching only the first line left the rest of each record to miss on
+/// its own when it was read (1M-event log pages 67-70 µs, against 56-57 µs
+/// touching five lines).
+const TOUCH_BYTES: usize = 320;
