@@ -84,8 +84,9 @@ pub(crate) struct GroupCommit {
 struct CommitterLink {
     /// A committer thread serves this barrier.
     running: AtomicBool,
-    /// It sleeps on `work` (or is about to); an appender that needs it
-    /// clears this and wakes it.
+    /// It sleeps on `work` (or is about to: so from the start, as its
+    /// thread's first step is to sleep); an appender that needs it clears
+    /// this and wakes it.
     idle: AtomicBool,
     /// It is asked to stop.
     stopping: AtomicBool,
@@ -108,7 +109,7 @@ impl GroupCommit {
             failed: AtomicBool::new(false),
             committer: CommitterLink {
                 running: AtomicBool::new(false),
-                idle: AtomicBool::new(false),
+                idle: AtomicBool::new(true),
                 stopping: AtomicBool::new(false),
                 wanted: AtomicU64::new(end),
                 work: GroupSignal::new(),
@@ -250,15 +251,22 @@ impl GroupCommit {
     }
 
     /// The committer thread's sleep, until an appender wants it or it is
-    /// asked to stop (may return early; it loops).
+    /// asked to stop (may return early; it loops). Only an appender clears
+    /// `idle` while the committer sleeps (it swaps it off and wakes it), so
+    /// after a spurious wake-up the committer still counts as asleep and a
+    /// lone appender still leads its own group: which of the two leads
+    /// decides who gets a failed write's own error (the leader) and who
+    /// `Failed`, so a lone appender must not meet a committer that only
+    /// looked awake.
     pub fn committer_sleep(&self) {
         let link = &self.committer;
         let value = link.work.value();
         link.idle.store(true, Ordering::SeqCst);
-        if !self.committer_wanted() && !self.committer_stopping() {
-            link.work.wait(value);
+        if self.committer_wanted() || self.committer_stopping() {
+            link.idle.store(false, Ordering::SeqCst);
+            return;
         }
-        link.idle.store(false, Ordering::SeqCst);
+        link.work.wait(value);
     }
 
     /// Asks the committer thread to stop (the caller then joins it).
