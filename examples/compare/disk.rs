@@ -50,16 +50,8 @@ impl RawAppender {
 
     /// Zero-fills the next `RAW_PREALLOCATE` bytes and syncs them.
     fn extend(&mut self) {
-        use std::os::unix::fs::FileExt;
-        let zeros = vec![0u8; 1 << 20];
-        let end = self.zeroed + RAW_PREALLOCATE;
-        while self.zeroed < end {
-            self.file
-                .write_all_at(&zeros, self.zeroed)
-                .expect("raw zero fill");
-            self.zeroed += zeros.len() as u64;
-        }
-        self.file.sync_data().expect("raw fdatasync");
+        zero_fill(&self.file, self.zeroed, RAW_PREALLOCATE);
+        self.zeroed += RAW_PREALLOCATE;
     }
 
     /// Appends `record`-byte records, each followed by `fdatasync`, for
@@ -86,6 +78,17 @@ impl Drop for RawAppender {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Writes `len` bytes of zeros (a whole number of MiB) into `file` from
+/// `from` in 1 MiB writes, then syncs them.
+pub fn zero_fill(file: &File, from: u64, len: u64) {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; 1 << 20];
+    for at in (from..from + len).step_by(zeros.len()) {
+        file.write_all_at(&zeros, at).expect("raw zero fill");
+    }
+    file.sync_data().expect("raw fdatasync");
 }
 
 /// Sequential write bandwidth in bytes/s: `total` bytes in 1 MiB writes,

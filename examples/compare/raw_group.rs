@@ -131,11 +131,7 @@ impl RawGroupCommit {
             .write(true)
             .open(&path)
             .expect("raw group file");
-        let zeros = vec![0u8; 1 << 20];
-        for i in 0..ZEROED / (1 << 20) {
-            file.write_all_at(&zeros, i << 20).expect("raw zero fill");
-        }
-        file.sync_data().expect("raw fdatasync");
+        super::disk::zero_fill(&file, 0, ZEROED);
         let pending = Pending {
             bytes: Vec::new(),
             end: 0,

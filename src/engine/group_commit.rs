@@ -224,9 +224,7 @@ impl GroupCommit {
     /// included) and wakes every waiter, so none waits for it in vain.
     pub fn committer_ended(&self) {
         self.committer.running.store(false, Ordering::Release);
-        for signal in &self.signals {
-            signal.wake(group_signal::ALL);
-        }
+        self.wake_every_group();
     }
 
     /// The committer thread's check: whether an appender waits for it.
@@ -345,6 +343,11 @@ impl GroupCommit {
     fn wake_all(&self) {
         self.failed.store(true, Ordering::Release);
         self.finished.fetch_max(self.started(), Ordering::AcqRel);
+        self.wake_every_group();
+    }
+
+    /// Wakes every follower of every group, to look again at what changed.
+    fn wake_every_group(&self) {
         for signal in &self.signals {
             signal.wake(group_signal::ALL);
         }

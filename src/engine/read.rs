@@ -190,13 +190,7 @@ impl Core {
                 } else {
                     self.segments.read_header(pos)?
                 };
-                if header.sequence != seq {
-                    let why = format!(
-                        "expected sequence {seq} of session {session_id:?}, found {}",
-                        header.sequence
-                    );
-                    return Err(self.corrupt_at(pos, why));
-                }
+                self.check_sequence(session_id, (seq, pos), &header)?;
                 lane.at = (seq.wrapping_sub(1), header.prev);
                 walking |= !lane.done();
             }
@@ -241,13 +235,7 @@ impl Core {
             } else {
                 self.header_through(window, pos)?
             };
-            if header.sequence != seq {
-                let why = format!(
-                    "expected sequence {seq} of session {session_id:?}, found {}",
-                    header.sequence
-                );
-                return Err(self.corrupt_at(pos, why));
-            }
+            self.check_sequence(session_id, (seq, pos), &header)?;
             if seq == lo {
                 break;
             }
@@ -427,6 +415,24 @@ impl Core {
             }
             _ => None,
         }
+    }
+
+    /// A walk's check that the record at `pos` is the one of sequence `seq`
+    /// its link promised: else the log is damaged there.
+    fn check_sequence(
+        &self,
+        session_id: &str,
+        (seq, pos): (u64, u64),
+        header: &RecordHeader,
+    ) -> Result<()> {
+        if header.sequence == seq {
+            return Ok(());
+        }
+        let why = format!(
+            "expected sequence {seq} of session {session_id:?}, found {}",
+            header.sequence
+        );
+        Err(self.corrupt_at(pos, why))
     }
 
     fn header_of(&self, record: &[u8], pos: u64) -> Result<RecordHeader> {
