@@ -54,6 +54,7 @@ impl Core {
         create_log_dir(&io, dir)?;
         let lock = DirLock::acquire(&io, dir)?;
         super::salvage::finish_interrupted_swap(&io, dir)?;
+        super::next_segment::remove_leftovers(&io, dir)?;
         if opts.recovery == RecoveryMode::Salvage {
             super::salvage::repair_in_place(&io, dir)?;
         }

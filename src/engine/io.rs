@@ -299,6 +299,11 @@ impl Io {
         std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
     }
 
+    /// Removes a file.
+    pub fn remove_file(&self, path: &Path) -> Result<()> {
+        std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
+    }
+
     /// Removes a directory and everything in it.
     pub fn remove_dir_all(&self, dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove directory", dir, e))

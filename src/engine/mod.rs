@@ -62,6 +62,7 @@ pub mod inspect;
 mod io;
 mod lock;
 mod mmap;
+mod next_segment;
 mod options;
 mod pending;
 mod populate;

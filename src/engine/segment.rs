@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use super::io::Io;
 use super::mmap::ActiveMap;
+use super::next_segment::{MIN_PREPARED_SEGMENT, PreparedSegment, SegmentPreparer};
 use super::populate::Populator;
 use crate::error::{Error, Result};
 use crate::format::record::{
@@ -364,6 +365,12 @@ pub(crate) struct SegmentWriter {
     /// Whether `active` ends in a close mark: nothing written since the last
     /// clean close, so closing again adds no second one.
     marked: bool,
+    /// Prepares the next segment ahead (`SyncPolicy::Always`, segments of
+    /// at least [`MIN_PREPARED_SEGMENT`]), once `active` is half full.
+    /// (Boxed: a writer without one stays small.)
+    preparer: Option<Box<SegmentPreparer>>,
+    /// Whether the segment after `active` was asked for.
+    asked_next: bool,
 }
 
 impl SegmentWriter {
@@ -390,6 +397,8 @@ impl SegmentWriter {
             0
         };
         let marked = ends_in_close_mark_at(&io, file, &active.path, end)?;
+        let preparer = (preallocate && segment_size >= MIN_PREPARED_SEGMENT)
+            .then(|| Box::new(SegmentPreparer::new(io.clone(), dir.clone(), segment_size)));
         Ok(SegmentWriter {
             io,
             dir,
@@ -404,6 +413,8 @@ impl SegmentWriter {
             ahead,
             version,
             marked,
+            preparer,
+            asked_next: false,
         })
     }
 
@@ -436,7 +447,19 @@ impl SegmentWriter {
         // read these bytes in place.
         self.active.settle(end);
         self.end = self.end.max(end);
+        self.ask_for_next();
         Ok(())
+    }
+
+    /// Once `active` is half full, asks for the next segment to be prepared.
+    fn ask_for_next(&mut self) {
+        if self.asked_next || self.end < self.segment_size / 2 {
+            return;
+        }
+        if let Some(preparer) = &mut self.preparer {
+            preparer.request(self.active.number + 1);
+        }
+        self.asked_next = true;
     }
 
     /// Makes sure the file reaches past `need`, extending it with zeros by
@@ -474,13 +497,18 @@ impl SegmentWriter {
     /// it any more) and creates segment `number` with its header.
     fn start_segment(&mut self, set: &SegmentSet, number: u64) -> Result<()> {
         self.trim()?;
-        let created = create_segment(&self.io, &self.dir, number)?;
+        let prepared = self.preparer.as_mut().and_then(|p| p.take(number));
+        let (created, len) = match prepared {
+            Some(prepared) => adopt_prepared(&self.io, &self.dir, prepared)?,
+            None => (create_segment(&self.io, &self.dir, number)?, 0),
+        };
         set.insert_just_sealed(self.active.to_sealed(&self.io)?);
         set.insert(Arc::clone(&created));
         self.active = created;
         self.unsynced = true;
         self.end = SEGMENT_HEADER_LEN as u64;
-        self.len = self.end;
+        self.len = self.end.max(len);
+        self.asked_next = false;
         // A new segment is of the version this code writes.
         self.ahead = if self.preallocate { PREALLOCATE } else { 0 };
         self.version = FORMAT_VERSION;
@@ -509,6 +537,9 @@ impl SegmentWriter {
     /// the mark itself, only the mark is lost. Segments of a version before
     /// close marks get none (they stay valid in their own version).
     pub fn close(&mut self) -> Result<()> {
+        if let Some(preparer) = &mut self.preparer {
+            preparer.stop();
+        }
         self.trim()?;
         let at = self.end;
         let wanted = !self.marked && self.version >= CLOSE_MARK_VERSION;
@@ -550,6 +581,21 @@ pub(crate) fn create_segment(io: &Io, dir: &Path, number: u64) -> Result<Arc<Seg
     io.write_all_at(&file, &path, &encode_segment_header(number), 0)?;
     io.sync_dir(dir)?;
     Ok(Arc::new(SegmentFile::open(number, path, file)))
+}
+
+/// Makes a prepared segment (header and synced zeros) segment `number`:
+/// renamed into place, the new name made durable before anything is written
+/// to it. Returns it and its length.
+fn adopt_prepared(
+    io: &Io,
+    dir: &Path,
+    prepared: PreparedSegment,
+) -> Result<(Arc<SegmentFile>, u64)> {
+    let path = dir.join(segment_file_name(prepared.number));
+    io.rename(&prepared.path, &path)?;
+    io.sync_dir(dir)?;
+    let segment = SegmentFile::open(prepared.number, path, prepared.file);
+    Ok((Arc::new(segment), prepared.len))
 }
 
 /// How much of a record [`SegmentSet::touch`] loads, a byte per cache line:

@@ -40,6 +40,8 @@ pub const CLOSE_MARK_VERSION: u32 = 4;
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// The extension of segment file names.
 pub const SEGMENT_EXTENSION: &str = "seg";
+/// The extension of a segment file being prepared (see [`prepared_file_name`]).
+pub const PREPARED_EXTENSION: &str = "prepared";
 
 /// Why a segment header is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,20 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok().filter(|&n| n > 0)
+}
+
+/// The file name segment `number` is prepared under before it becomes a
+/// segment (`00000000000000000002.prepared`, format §1): header and zeros,
+/// renamed to its segment file name when the writer starts it. Readers
+/// ignore such files; the writer removes any it finds when it opens a log.
+pub fn prepared_file_name(number: u64) -> String {
+    format!("{number:020}.{PREPARED_EXTENSION}")
+}
+
+/// Whether `name` is the name of a prepared segment file.
+pub fn is_prepared_file_name(name: &str) -> bool {
+    name.strip_suffix(".prepared")
+        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The header of segment `number`, of the version this code writes.
