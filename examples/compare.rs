@@ -449,21 +449,23 @@ fn section_threads(cfg: &Config, res: &mut Results) {
     for &body in &cfg.bodies {
         let (rd, ld, sd) = (cfg.tempdir(), cfg.tempdir(), cfg.tempdir());
         let raw = raw_group::RawGroupCommit::new(rd.path(), "raw-group.bin");
+        let grown = raw_group::RawGroupCommit::growing(rd.path(), "raw-group-grown.bin");
         let log = Log::open(ld.path(), true);
         let sq: Arc<dyn SessionStore> =
             Arc::new(SqliteStore::open(sd.path(), true).expect("sqlite"));
-        let (mut one, mut many, mut sqm, mut rawm) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut one, mut many, mut sqm, mut rawm, mut rawg) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             one.push(append_threads(log.store(), 1, body, slice));
             many.push(append_threads(log.store(), n, body, slice));
             sqm.push(append_threads(sq.clone(), n, body, slice));
             // A record on disk is the body plus the engine's 32-byte header.
             rawm.push(raw.run(n, body + 32, slice));
+            rawg.push(grown.run(n, body + 32, slice));
         }
         log.close();
         let (one, many) = (sum_rounds(&one), sum_rounds(&many));
-        let (sqm, rawm) = (sum_rounds(&sqm), sum_rounds(&rawm));
+        let (sqm, rawm, rawg) = (sum_rounds(&sqm), sum_rounds(&rawm), sum_rounds(&rawg));
         res.row(
             format!("durable append, 1 thread, {body} B (this section)"),
             "-".into(),
@@ -476,13 +478,20 @@ fn section_threads(cfg: &Config, res: &mut Results) {
             fmt_rate(&many),
             fmt_rate(&sqm),
         );
-        let v = many.rate() / rawm.rate();
-        res.ratio(
-            format!("{n} durable {body} B / bare group commit {n} threads"),
-            v,
-            "-",
-            true,
+        res.row(
+            format!("bare group commit, {n} threads, {body} B, file growing"),
+            fmt_rate(&rawg),
+            "-".into(),
+            "-".into(),
         );
+        for (limit, what) in [(&rawm, "bare group commit"), (&rawg, "bare growing")] {
+            res.ratio(
+                format!("{n} durable {body} B / {what} {n} threads"),
+                many.rate() / limit.rate(),
+                "-",
+                true,
+            );
+        }
         let v = many.rate() / one.rate();
         res.ratio(
             format!("{n} durable {body} B / single durable"),

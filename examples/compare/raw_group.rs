@@ -5,6 +5,13 @@
 //! `fdatasync`, then wakes the group with one futex broadcast; the appenders
 //! sleep on their group's word). What `LogStore` reaches with 64 threads is
 //! measured against this, as the single appender is against the raw loop.
+//!
+//! Two files (twelfth session): one zero-filled and synced before the clock,
+//! which groups write over and wrap around (no group pays for the file's
+//! growth: the limit of a log whose space was paid for earlier), and one
+//! that grows, each group appended past its end (every `fdatasync` also
+//! writes the new size and blocks: the limit of a log that grows, unless it
+//! writes its zeros ahead, which costs the disk the same bytes again).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -44,6 +51,8 @@ struct Shared {
     words: [AtomicU32; 2],
     work: AtomicU32,
     stop: AtomicBool,
+    /// Groups are appended to a growing file (else written over zeros).
+    grows: bool,
 }
 
 fn wait(word: &AtomicU32, value: u32) {
@@ -101,7 +110,9 @@ impl Shared {
                 continue;
             };
             let len = bytes.len() as u64;
-            let at = if at % ZEROED + len > ZEROED {
+            let at = if self.grows {
+                at
+            } else if at % ZEROED + len > ZEROED {
                 0
             } else {
                 at % ZEROED
@@ -123,6 +134,15 @@ pub struct RawGroupCommit {
 impl RawGroupCommit {
     /// Creates and zero-fills the file in `dir` (256 MiB, synced).
     pub fn new(dir: &Path, name: &str) -> RawGroupCommit {
+        RawGroupCommit::create(dir, name, false)
+    }
+
+    /// Creates an empty file in `dir` that each run grows from empty.
+    pub fn growing(dir: &Path, name: &str) -> RawGroupCommit {
+        RawGroupCommit::create(dir, name, true)
+    }
+
+    fn create(dir: &Path, name: &str, grows: bool) -> RawGroupCommit {
         let path = dir.join(name);
         let file = OpenOptions::new()
             .create(true)
@@ -131,7 +151,9 @@ impl RawGroupCommit {
             .write(true)
             .open(&path)
             .expect("raw group file");
-        super::disk::zero_fill(&file, 0, ZEROED);
+        if !grows {
+            super::disk::zero_fill(&file, 0, ZEROED);
+        }
         let pending = Pending {
             bytes: Vec::new(),
             end: 0,
@@ -146,6 +168,7 @@ impl RawGroupCommit {
             words: [AtomicU32::new(0), AtomicU32::new(0)],
             work: AtomicU32::new(0),
             stop: AtomicBool::new(false),
+            grows,
         });
         RawGroupCommit { path, shared }
     }
@@ -153,6 +176,9 @@ impl RawGroupCommit {
     /// `threads` appenders of `record`-byte records for `budget`, from
     /// where the last run stopped (each run starts its own committer).
     pub fn run(&self, threads: usize, record: usize, budget: Duration) -> Stats {
+        if self.shared.grows {
+            self.empty();
+        }
         let committer = {
             let shared = Arc::clone(&self.shared);
             self.shared.stop.store(false, Ordering::Release);
@@ -186,6 +212,18 @@ impl RawGroupCommit {
         wake(&self.shared.work, 1);
         committer.join().expect("raw committer");
         Stats::from_latencies(lat, elapsed)
+    }
+}
+
+impl RawGroupCommit {
+    /// Cuts a growing file back to empty (synced), so every run grows it
+    /// from nothing rather than from gigabytes.
+    fn empty(&self) {
+        let file = &self.shared.file;
+        file.set_len(0).expect("raw group truncate");
+        file.sync_all().expect("raw group fsync");
+        let mut p = self.shared.pending.lock();
+        (p.end, p.taken_to) = (0, 0);
     }
 }
 
