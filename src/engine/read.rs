@@ -20,7 +20,9 @@
 //! read on its own.
 
 use super::core::{Core, Role};
-use super::segment::RecordBytes;
+use std::sync::Arc;
+
+use super::segment::{RecordBytes, SegmentFile};
 use super::spare_buffer::SpareBuffer;
 use super::sparse_index::SPARSE_INTERVAL;
 use crate::error::{Error, Result};
@@ -128,12 +130,13 @@ impl Core {
             let Some(anchor) = sparse.anchor_at_or_after(lo, view.visible) else {
                 break;
             };
-            if !self.segments.is_mapped(anchor.1) {
+            let Some(segment) = self.segments.mapped_segment(anchor.1) else {
                 break;
-            }
+            };
             let hi = anchor.0.min(last).min(lo.saturating_add(wanted - 1));
             lanes.push(Lane {
                 at: anchor,
+                segment,
                 range: (lo, hi),
                 records: Vec::with_capacity((hi + 1 - lo) as usize),
             });
@@ -178,21 +181,24 @@ impl Core {
         while walking {
             walking = false;
             for lane in lanes.iter().filter(|l| !l.done()) {
-                self.segments.touch(lane.at.1);
+                lane.segment.touch(lane.at.1);
             }
             for lane in lanes.iter_mut().filter(|l| !l.done()) {
                 let (seq, pos) = lane.at;
                 let header = if seq <= lane.range.1 {
-                    let record = self.segments.read_record(pos)?;
+                    let record = self.segments.read_record_in(&lane.segment, pos)?;
                     let header = self.header_of(&record, pos)?;
                     lane.records.push((seq, pos, record));
                     header
                 } else {
-                    self.segments.read_header(pos)?
+                    self.segments.read_header_in(&lane.segment, pos)?
                 };
                 self.check_sequence(session_id, (seq, pos), &header)?;
                 lane.at = (seq.wrapping_sub(1), header.prev);
-                walking |= !lane.done();
+                if !lane.done() {
+                    self.segments.follow(&mut lane.segment, lane.at.1)?;
+                    walking = true;
+                }
             }
         }
         Ok(())
@@ -454,6 +460,8 @@ const LANES: usize = 8;
 struct Lane {
     /// The next record to read: (sequence, position).
     at: (u64, u64),
+    /// The segment `at` is in (kept from hop to hop: see `SegmentSet::follow`).
+    segment: Arc<SegmentFile>,
     range: (u64, u64),
     records: Vec<(u64, u64, RecordBytes)>,
 }

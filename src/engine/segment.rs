@@ -66,6 +66,22 @@ impl SegmentFile {
         }
     }
 
+    /// Loads a byte of every cache line of the first [`TOUCH_BYTES`] of the
+    /// record at `pos` if this segment is mapped, and does nothing with
+    /// them: a walk of several chains touches each chain's next record
+    /// before reading any, so that their cache misses overlap. (The loads
+    /// of all chains must lie within a few hundred instructions of each
+    /// other for the CPU to have them in flight together, which is why the
+    /// walk keeps each chain's segment rather than looking it up here.)
+    pub fn touch(&self, pos: u64) {
+        if let Some(bytes) = self.mapped() {
+            let off = position_offset(pos) as usize;
+            for line in (off..off + TOUCH_BYTES).step_by(64) {
+                std::hint::black_box(bytes.get(line).copied());
+            }
+        }
+    }
+
     /// Declares this active segment's bytes below `end` written for good:
     /// in the file, and never written or cut again (see [`ActiveMap`]).
     pub fn settle(&self, end: u64) {
@@ -228,30 +244,31 @@ impl SegmentSet {
             .ok_or_else(|| self.corrupt(pos, "a record points into a segment that does not exist"))
     }
 
-    /// Whether the record at `pos` is in a mapped (sealed) segment.
-    pub fn is_mapped(&self, pos: u64) -> bool {
+    /// The segment of the record at `pos` if it is mapped (sealed).
+    pub fn mapped_segment(&self, pos: u64) -> Option<Arc<SegmentFile>> {
         self.get(position_segment(pos))
-            .is_some_and(|seg| seg.mapped().is_some())
+            .filter(|seg| seg.mapped().is_some())
     }
 
-    /// Loads a byte of every cache line of the first [`TOUCH_BYTES`] at
-    /// `pos` if its segment is mapped, and does nothing with them: a walk of
-    /// several chains touches each chain's next record before reading any,
-    /// so that their cache misses overlap.
-    pub fn touch(&self, pos: u64) {
-        if let Some(seg) = self.get(position_segment(pos))
-            && let Some(bytes) = seg.mapped()
-        {
-            let off = position_offset(pos) as usize;
-            for line in (off..off + TOUCH_BYTES).step_by(64) {
-                std::hint::black_box(bytes.get(line).copied());
-            }
+    /// Makes `seg` the segment of the record at `pos`, looking it up only
+    /// when `pos` is in another one: a walk that keeps its segment spares
+    /// a lookup per record (and keeps its touches close together; see
+    /// [`SegmentFile::touch`]).
+    pub fn follow(&self, seg: &mut Arc<SegmentFile>, pos: u64) -> Result<()> {
+        if seg.number != position_segment(pos) {
+            *seg = self.segment_of(pos)?;
         }
+        Ok(())
     }
 
     /// The checksum-verified record at `pos`.
     pub fn read_record(&self, pos: u64) -> Result<RecordBytes> {
-        let seg = self.segment_of(pos)?;
+        self.read_record_in(&self.segment_of(pos)?, pos)
+    }
+
+    /// [`read_record`](Self::read_record) of a record in `seg` (its segment).
+    pub fn read_record_in(&self, seg: &Arc<SegmentFile>, pos: u64) -> Result<RecordBytes> {
+        let seg = Arc::clone(seg);
         let off = position_offset(pos) as usize;
         if let Some(bytes) = seg.mapped() {
             let len = check_record(bytes.get(off..).unwrap_or(&[]), &seg.path, off)?;
@@ -291,7 +308,15 @@ impl SegmentSet {
     /// The (unverified) header fields of the record at `pos`: enough to follow
     /// its previous-record link. Cheaper than [`read_record`](Self::read_record).
     pub fn read_header(&self, pos: u64) -> Result<crate::format::record::RecordHeader> {
-        let seg = self.segment_of(pos)?;
+        self.read_header_in(&*self.segment_of(pos)?, pos)
+    }
+
+    /// [`read_header`](Self::read_header) of a record in `seg` (its segment).
+    pub fn read_header_in(
+        &self,
+        seg: &SegmentFile,
+        pos: u64,
+    ) -> Result<crate::format::record::RecordHeader> {
         let off = position_offset(pos) as usize;
         let mut local = [0u8; RECORD_HEADER_LEN];
         let in_place = match seg.mapped() {
