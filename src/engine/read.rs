@@ -4,10 +4,11 @@
 //! A query walks the session's chain of previous-record links backwards from
 //! a sparse-index anchor at or above the start of the range, one interval at
 //! a time, then decodes that interval's records forward. Where the intervals
-//! lie in sealed (mapped) segments, a query without field filters walks up
-//! to [`LANES`] intervals at once, a hop of each in turn, so that the cache
-//! misses of their chains overlap instead of following one another (on a
-//! big log each record of a page is a miss of its own). Records of other
+//! lie in sealed (mapped) segments, a query walks up to [`LANES`] intervals
+//! at once, a hop of each in turn, so that the cache misses of their chains
+//! overlap instead of following one another (on a big log each record of a
+//! page is a miss of its own); with field filters it walks whole intervals
+//! so, round after round, until the page is full. Records of other
 //! sessions are never touched. Every returned record has passed its checksum
 //! and is checked to be the session's record with the expected sequence.
 //!
@@ -71,13 +72,17 @@ impl Core {
         let mut found = Found::default();
         let mut lo = first;
         while lo <= last && out.len() < max {
-            if unfiltered {
-                let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
-                let lanes = self.lanes(view, (lo, last), wanted);
-                if !lanes.is_empty() {
-                    lo = self.read_lanes(session_id, lanes, query, &mut out)?;
-                    continue;
-                }
+            // Without filters a page needs exactly its records; with them,
+            // how many is unknown: lanes over whole intervals (at most
+            // `LANES` of them, each walked anyway) find matches until the page is full.
+            let wanted = match unfiltered {
+                true => u64::try_from(max - out.len()).unwrap_or(u64::MAX),
+                false => u64::MAX,
+            };
+            let lanes = self.lanes(view, (lo, last), wanted);
+            if !lanes.is_empty() {
+                lo = self.read_lanes(session_id, lanes, query, (&mut out, max))?;
+                continue;
             }
             let (anchor, floor) = {
                 let st = self.state.read();
@@ -146,19 +151,23 @@ impl Core {
         lanes
     }
 
-    /// Walks `lanes` together, then decodes their records into `out` in
-    /// order; returns the first sequence after the last lane's interval.
+    /// Walks `lanes` together, then decodes their records that match
+    /// `query` into `out` in order, until it holds `max`; returns the
+    /// first sequence after the last lane's interval.
     fn read_lanes(
         &self,
         session_id: &str,
         mut lanes: Vec<Lane>,
         query: &EventQuery,
-        out: &mut Vec<Event>,
+        (out, max): (&mut Vec<Event>, usize),
     ) -> Result<u64> {
         self.walk_lanes(session_id, &mut lanes)?;
         let mut next = 0;
         for lane in lanes {
             for (seq, pos, record) in lane.records.iter().rev() {
+                if out.len() == max {
+                    return Ok(next);
+                }
                 if let Some(event) =
                     self.decode_if_match(session_id, (*seq, *pos), record, query)?
                 {
@@ -856,6 +865,52 @@ mod sealed_tests {
         }
         let everything = store.get_events("s1", &EventQuery::new()).unwrap();
         assert_eq!(everything, all[1]);
+    }
+
+    #[test]
+    fn filtered_pages_over_sealed_segments_return_exactly_the_matches() {
+        use crate::{EventType, LogOptions, SyncPolicy};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions {
+            sync: SyncPolicy::Never,
+            segment_size: 16 << 10,
+            ..LogOptions::default()
+        };
+        let store = LogStore::open_with(dir.path(), opts).unwrap();
+        let kinds = [EventType::MessageSent, EventType::ToolCallStarted];
+        let mut all = Vec::new();
+        // One session's types in an uneven pattern (runs of matches and of
+        // misses, longer than an interval), between another session's events.
+        for i in 0..900usize {
+            let kind = kinds[usize::from(i % 50 < 7 || (i / 100) % 3 == 1)];
+            let e = Event::new("s0", kind).with_run(format!("r{}", i % 3));
+            all.push(store.append_event_with_sequence(e).unwrap());
+            let other = Event::new("s1", EventType::MessageSent);
+            store.append_event_with_sequence(other).unwrap();
+        }
+        store.sync().unwrap();
+        assert!(dir.path().join(segment_file_name(8)).exists());
+        for after in (0..=900u64).step_by(37).chain([899, 900]) {
+            for limit in [1usize, 5, 100, 1000] {
+                for by_run in [false, true] {
+                    let mut q = EventQuery::new().after(after).limit(limit);
+                    q = q.event_type(EventType::ToolCallStarted);
+                    if by_run {
+                        q = q.run_id("r1");
+                    }
+                    let page = store.get_events("s0", &q).unwrap();
+                    let want: Vec<Event> = all
+                        .iter()
+                        .skip(after as usize)
+                        .filter(|e| e.event_type == EventType::ToolCallStarted)
+                        .filter(|e| !by_run || e.run_id.as_deref() == Some("r1"))
+                        .take(limit)
+                        .cloned()
+                        .collect();
+                    assert_eq!(page, want, "after {after} limit {limit} run {by_run}");
+                }
+            }
+        }
     }
 
     /// The offset and sequence of the first record of `session` in `file`.
