@@ -14,7 +14,11 @@ use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStor
 
 const CHILD_DIR: &str = "SESSIONLOG_CRASH_CHILD_DIR";
 const CHILD_CYCLE: &str = "SESSIONLOG_CRASH_CHILD_CYCLE";
+/// Set for a child that writes big events into segments big enough to be
+/// prepared ahead (`N.prepared`, renamed into place at each rollover).
+const CHILD_PREPARED: &str = "SESSIONLOG_CRASH_CHILD_PREPARED";
 const KILL_CYCLES: u32 = 24;
+const PREPARED_KILL_CYCLES: u32 = 8;
 const THREADS: u64 = 4;
 const SESSIONS: u64 = 3;
 
@@ -27,22 +31,30 @@ fn crash_child_process() {
         return;
     };
     let cycle: u64 = std::env::var(CHILD_CYCLE).unwrap().parse().unwrap();
-    // Small segments, so kills also land around segment rollovers.
+    let prepared = std::env::var(CHILD_PREPARED).is_ok();
+    // Small segments, so kills also land around segment rollovers (with
+    // big events, the smallest segments that are prepared ahead).
     let opts = LogOptions {
-        segment_size: 32 * 1024,
+        segment_size: if prepared { 4 << 20 } else { 32 * 1024 },
         ..LogOptions::default()
     };
+    let pad = if prepared { 3500 } else { 0 };
     let store = LogStore::open_with(&dir, opts).expect("child open");
     let out = Mutex::new(std::io::stdout());
     std::thread::scope(|scope| {
         for t in 0..THREADS {
             let (store, out) = (&store, &out);
-            scope.spawn(move || append_forever(store, out, cycle, t));
+            scope.spawn(move || append_forever(store, out, (cycle, t), pad));
         }
     });
 }
 
-fn append_forever(store: &LogStore, out: &Mutex<std::io::Stdout>, cycle: u64, t: u64) {
+fn append_forever(
+    store: &LogStore,
+    out: &Mutex<std::io::Stdout>,
+    (cycle, t): (u64, u64),
+    pad: u64,
+) {
     for n in 0u64.. {
         let event = |k: u64| {
             Event::new(
@@ -50,7 +62,7 @@ fn append_forever(store: &LogStore, out: &Mutex<std::io::Stdout>, cycle: u64, t:
                 EventType::MessageSent,
             )
             .with_id(format!("c{cycle}-t{t}-n{n}-k{k}"))
-            .with_data("pad", "p".repeat(((n * 37 + k) % 300) as usize))
+            .with_data("pad", "p".repeat((pad + (n * 37 + k) % 300) as usize))
         };
         // Every fifth append is a batch of three.
         let batch: Vec<Event> = (0..if n % 5 == 0 { 3 } else { 1 }).map(event).collect();
@@ -76,11 +88,12 @@ fn append_forever(store: &LogStore, out: &Mutex<std::io::Stdout>, cycle: u64, t:
 /// printed: id -> (session, sequence).
 fn run_child_and_kill(
     dir: &Path,
-    cycle: u32,
+    (cycle, prepared): (u32, bool),
     delay: Duration,
     wait_for_ack: bool,
 ) -> HashMap<String, (String, u64)> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--exact",
             "crash_child_process",
@@ -88,7 +101,11 @@ fn run_child_and_kill(
             "--test-threads=1",
         ])
         .env(CHILD_DIR, dir)
-        .env(CHILD_CYCLE, cycle.to_string())
+        .env(CHILD_CYCLE, cycle.to_string());
+    if prepared {
+        command.env(CHILD_PREPARED, "1");
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -157,24 +174,52 @@ fn check(dir: &Path, acked: &HashMap<String, (String, u64)>) -> usize {
 
 #[test]
 fn every_acknowledged_append_survives_sigkill() {
+    kill_and_check(KILL_CYCLES, false);
+}
+
+/// The same with events of about 4 KiB in 4 MiB segments: kills land while
+/// the next segment is being prepared, just after it was renamed into
+/// place, and while records go into it; no kill may leave anything a
+/// reopen trips over, and the reopen removes a leftover prepared file.
+#[test]
+fn every_acknowledged_append_survives_sigkill_across_prepared_segments() {
+    kill_and_check(PREPARED_KILL_CYCLES, true);
+}
+
+fn prepared_files(dir: &Path) -> usize {
+    let entries = std::fs::read_dir(dir).unwrap();
+    let is_prepared = |p: &Path| p.extension().is_some_and(|x| x == "prepared");
+    entries
+        .filter(|e| is_prepared(&e.as_ref().unwrap().path()))
+        .count()
+}
+
+fn kill_and_check(cycles: u32, prepared: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut acked = HashMap::new();
     let mut acks_per_cycle = Vec::new();
-    for cycle in 0..KILL_CYCLES {
+    let mut killed_with_prepared = 0;
+    for cycle in 0..cycles {
         // Every fourth kill comes at a random moment after the start, which
         // may be while the child is still opening (recovering) the log.
         let wait_for_ack = cycle % 4 != 3;
         let delay = Duration::from_millis(rand::random::<u64>() % 200);
-        let new = run_child_and_kill(dir.path(), cycle, delay, wait_for_ack);
+        let new = run_child_and_kill(dir.path(), (cycle, prepared), delay, wait_for_ack);
         acks_per_cycle.push(new.len());
         acked.extend(new);
+        killed_with_prepared += prepared_files(dir.path());
         let stored = check(dir.path(), &acked);
         assert!(stored >= acked.len());
+        let left = prepared_files(dir.path());
+        assert_eq!(left, 0, "a reopened and closed log holds no prepared file");
     }
-    eprintln!("acknowledged appends per kill cycle: {acks_per_cycle:?}");
+    eprintln!(
+        "acknowledged appends per kill cycle: {acks_per_cycle:?}; \
+         kills that left a prepared file: {killed_with_prepared}"
+    );
     // The children did get to append (on a very slow machine some cycles may not).
     assert!(
-        acked.len() > KILL_CYCLES as usize,
+        acked.len() > cycles as usize,
         "acks per cycle: {acks_per_cycle:?}"
     );
 }
