@@ -14,7 +14,10 @@
 //! - **Durability** (`group_commit`, `committer`): under `SyncPolicy::Always`
 //!   a committer thread writes everything pending with one positioned write
 //!   and one `fdatasync` (a lone appender does so itself); the appenders
-//!   park and are woken once the durable watermark covers them. Records become visible (readers,
+//!   park and are woken once the durable watermark covers them. With
+//!   segments of 4 MiB or more the next segment is prepared ahead (header
+//!   and synced zeros, `next_segment`), so a group writes over bytes
+//!   already on disk. Records become visible (readers,
 //!   long-poll waiters, watchers, duplicate appends) only then. Under `Never`
 //!   and `Interval` records are visible at once, served from the pending log
 //!   until the background thread has written them in large chunks.
@@ -39,6 +42,7 @@
 //! - `segment`: reading records (sealed segments mapped, the active one
 //!   mapped up to what is written for good, else by `pread`) and the
 //!   `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
+//!   `next_segment`: the thread that prepares the next segment ahead;
 //! - `pending`: appended records not yet in a file (readable from memory);
 //! - `append`, `read`: the two halves of the `SessionStore` implementation;
 //! - `group_commit`: group commit, one `fdatasync` per group; `committer`:
@@ -103,6 +107,9 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 ///   which leads the shared syncs whenever more than one appender waits;
 ///   under `Never` and `Interval` the background writer; for a read-only
 ///   store the refresher. It is stopped and joined on close and on drop.
+///   Under `Always`, with segments of 4 MiB or more, a second one starts
+///   once the first segment is half full: it writes the next segment ahead
+///   (`N.prepared`, removed on close; format §1, §5).
 /// - Opening recovers from a crash or a power loss: a torn tail is cut,
 ///   other damage is an error naming the file and byte offset ([`RecoveryMode`]).
 /// - One writer per directory: a second open fails with [`Error::Locked`](crate::Error::Locked)
