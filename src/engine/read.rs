@@ -20,9 +20,9 @@
 //! serves the walk's records from it; a record the window cannot serve is
 //! read on its own.
 
-use super::core::{Core, Role};
 use std::sync::Arc;
 
+use super::core::{Core, Role};
 use super::segment::{RecordBytes, SegmentFile};
 use super::spare_buffer::SpareBuffer;
 use super::sparse_index::SPARSE_INTERVAL;
@@ -75,9 +75,10 @@ impl Core {
             // Without filters a page needs exactly its records; with them,
             // how many is unknown: lanes over whole intervals (at most
             // `LANES` of them, each walked anyway) find matches until the page is full.
-            let wanted = match unfiltered {
-                true => u64::try_from(max - out.len()).unwrap_or(u64::MAX),
-                false => u64::MAX,
+            let wanted = if unfiltered {
+                u64::try_from(max - out.len()).unwrap_or(u64::MAX)
+            } else {
+                u64::MAX
             };
             let lanes = self.lanes(view, (lo, last), wanted);
             if !lanes.is_empty() {
