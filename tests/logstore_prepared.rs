@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use logstore_util::{Expected, copy_dir, ev, open_small, segments};
-use sessionlog::engine::inspect;
-use sessionlog::{LogStore, SessionStore};
+use sessionlog::engine::{FaultInjector, inspect};
+use sessionlog::{LogOptions, LogStore, SessionStore};
 
 /// The smallest segment size that gets prepared segments.
 const SEGMENT: u64 = 4 << 20;
@@ -41,7 +41,7 @@ fn records_end(path: &Path) -> u64 {
 }
 
 /// Appends batches of 32 events of about 4 KiB until `until` holds.
-fn append_until(store: &LogStore, expected: &mut Expected, until: impl Fn() -> bool) {
+fn append_until(store: &LogStore, expected: &mut Expected, mut until: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut n = expected.sessions.values().map(Vec::len).sum::<usize>() as u64;
     while !until() {
@@ -151,4 +151,35 @@ fn buffered_logs_and_small_segments_prepare_nothing() {
     let mut expected = Expected::default();
     append_until(&store, &mut expected, || segments(small.path()).len() == 3);
     assert!(prepared(small.path()).is_empty());
+}
+
+#[test]
+fn a_nearly_full_disk_gets_no_prepared_segment_and_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    // Writes may use 11.5 MiB: the log's 5 MiB of records, about as many
+    // bytes of zeros written ahead of them, and a little more. A prepared
+    // segment (4 MiB) would take what the appends need, and fail the store.
+    faults.disk_full_after(23 << 19);
+    let opts = LogOptions {
+        segment_size: SEGMENT,
+        faults: Some(faults),
+        ..LogOptions::default()
+    };
+    let store = LogStore::open_with(dir.path(), opts).unwrap();
+    let mut expected = Expected::default();
+    let written = || {
+        segments(dir.path())
+            .iter()
+            .map(|p| records_end(p))
+            .sum::<u64>()
+    };
+    let mut seen_prepared = false;
+    append_until(&store, &mut expected, || {
+        seen_prepared |= !prepared(dir.path()).is_empty();
+        written() > 5 << 20
+    });
+    assert!(!seen_prepared, "no room for a prepared segment");
+    assert_eq!(segments(dir.path()).len(), 2, "the log rolled over");
+    expected.check(&store);
 }

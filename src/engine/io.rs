@@ -99,6 +99,14 @@ impl FaultInjector {
         (allowed, err)
     }
 
+    /// The bytes writes may still use, when they are limited.
+    fn write_budget(&self) -> Option<u64> {
+        let p = &self.plan;
+        p.limited
+            .load(Ordering::SeqCst)
+            .then(|| p.write_budget.load(Ordering::SeqCst))
+    }
+
     fn sync_error(&self) -> Option<std::io::Error> {
         self.plan
             .fail_syncs
@@ -116,6 +124,17 @@ impl std::fmt::Debug for FaultInjector {
             .field("fail_syncs", &p.fail_syncs.load(Ordering::Relaxed))
             .finish()
     }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn free_space(dir: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(dir)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn free_space(_dir: &Path) -> std::io::Result<u64> {
+    Ok(0)
 }
 
 /// The two errno values the injector reports (Linux numbering, which is what
@@ -297,6 +316,15 @@ impl Io {
     /// Renames `from` to `to` (atomically, on one file system).
     pub fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
+    }
+
+    /// The bytes free for us on the file system holding `dir` (what
+    /// `statvfs` calls available), or at most what an injected write limit
+    /// still lets through. 0 where it cannot be known (not Linux).
+    pub fn available_space(&self, dir: &Path) -> Result<u64> {
+        let free = free_space(dir).map_err(|e| Error::io("statvfs", dir, e))?;
+        let budget = self.faults.as_ref().and_then(FaultInjector::write_budget);
+        Ok(budget.map_or(free, |b| b.min(free)))
     }
 
     /// Removes a file.

@@ -22,6 +22,9 @@
 //! before anything is written to it. At that point it is what a freshly
 //! created segment is: a header and preallocated zeros (format §6).
 //!
+//! Nothing is prepared unless the file system has four times the segment
+//! size free: near a full disk the space is the appends'.
+//!
 //! A preparation that fails (a full disk, an I/O error) is dropped without
 //! a word: the writer then creates the segment itself, as it does when the
 //! preparation is not finished in time, and any error that persists is
@@ -45,6 +48,11 @@ pub(crate) const MIN_PREPARED_SEGMENT: u64 = 4 << 20;
 
 /// Zeros are written and synced this much at a time.
 const CHUNK: usize = 1 << 20;
+
+/// A segment is prepared only while the file system has this many times
+/// its size free: the preparation must never take the space an append
+/// needs (a failed write fails the store until it is reopened).
+const FREE_SPACE_FACTOR: u64 = 4;
 
 /// A segment file written whole (header and zeros) and synced, under its
 /// prepared name.
@@ -163,7 +171,7 @@ fn run(io: &Io, dir: &Path, len: u64, shared: &Shared) {
             !slot.stopping && slot.wanted == Some(number)
         };
         let path = dir.join(prepared_file_name(number));
-        match prepare(io, &path, number, len, &still_wanted) {
+        match prepare(io, (dir, &path), number, len, &still_wanted) {
             Ok(Some(prepared)) => {
                 let mut slot = shared.slot.lock();
                 if slot.stopping || slot.wanted != Some(number) {
@@ -205,15 +213,19 @@ fn next_wanted(shared: &Shared) -> Option<u64> {
     }
 }
 
-/// Writes segment `number`'s header and zeros to `len` at `path`, syncing
-/// each chunk; `None` when it stopped being wanted on the way.
+/// Writes segment `number`'s header and zeros to `len` at `path` (in
+/// `dir`), syncing each chunk; `None` when the file system is short of
+/// space or the segment stopped being wanted on the way.
 fn prepare(
     io: &Io,
-    path: &Path,
+    (dir, path): (&Path, &Path),
     number: u64,
     len: u64,
     still_wanted: &dyn Fn() -> bool,
 ) -> Result<Option<PreparedSegment>> {
+    if io.available_space(dir)? < len.saturating_mul(FREE_SPACE_FACTOR) {
+        return Ok(None);
+    }
     // A file left by a crash of an earlier run is removed on open; one of
     // our own would have been discarded. So this name is free.
     let file = io.create_new(path)?;
@@ -373,12 +385,12 @@ mod tests {
     fn a_failed_preparation_leaves_nothing_and_the_next_request_tries_again() {
         let dir = tempfile::tempdir().unwrap();
         let faults = FaultInjector::new();
-        faults.disk_full_after(100 << 10);
+        faults.fail_syncs(true);
         let io = Io::new(Some(faults.clone()));
         let mut p = SegmentPreparer::new(io, dir.path().into(), 1 << 20);
         p.request(2);
         wait_idle(&p);
-        assert!(p.take(2).is_none(), "a full disk prepares nothing");
+        assert!(p.take(2).is_none(), "a failed sync prepares nothing");
         assert!(
             prepared_in(dir.path()).is_empty(),
             "the partial file is removed"
@@ -387,6 +399,22 @@ mod tests {
         p.request(3);
         let seg = take_when_ready(&mut p, 3);
         assert_eq!(seg.len, 1 << 20);
+    }
+
+    #[test]
+    fn nothing_is_prepared_unless_four_times_the_segment_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::new();
+        // What the file system has free is capped by the injected limit.
+        faults.disk_full_after((4 << 20) - 1);
+        let io = Io::new(Some(faults.clone()));
+        let mut p = SegmentPreparer::new(io, dir.path().into(), 1 << 20);
+        p.request(2);
+        wait_idle(&p);
+        assert!(p.take(2).is_none() && prepared_in(dir.path()).is_empty());
+        faults.disk_full_after(4 << 20);
+        p.request(3);
+        assert_eq!(take_when_ready(&mut p, 3).len, 1 << 20);
     }
 
     #[test]
