@@ -8,7 +8,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use sessionlog::engine::inspect::LOCK_FILE_NAME;
-use sessionlog::format::segment::{parse_segment_file_name, segment_file_name};
+use sessionlog::format::segment::{
+    is_prepared_file_name, parse_segment_file_name, segment_file_name,
+};
 
 use crate::error::{CliError, CliResult};
 
@@ -89,6 +91,21 @@ pub fn segment_files(dir: &Path) -> CliResult<Vec<SegmentFile>> {
     }
     segments.sort_by_key(|s| s.number);
     Ok(segments)
+}
+
+/// The prepared segment files of `dir` (a live writer's next segment,
+/// format §5: not part of the log), with their sizes, by name.
+pub fn prepared_files(dir: &Path) -> CliResult<Vec<(PathBuf, u64)>> {
+    let mut files = Vec::new();
+    for name in list(dir)?.into_iter().filter(|n| is_prepared_file_name(n)) {
+        let path = dir.join(&name);
+        // Gone since the listing: the writer renamed or removed it.
+        if let Ok(m) = fs::metadata(&path) {
+            files.push((path, m.len()));
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// The file names in `dir` (names that are not UTF-8 are no segment files).

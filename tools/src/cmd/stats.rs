@@ -10,7 +10,7 @@ use serde::Serialize;
 use sessionlog::engine::inspect::{self, Problem, SegmentStats, SessionStats};
 
 use crate::error::CliResult;
-use crate::logdir::{SegmentFile, require_log_dir, segment_files};
+use crate::logdir::{SegmentFile, prepared_files, require_log_dir, segment_files};
 use crate::output::Out;
 use crate::progress::Progress;
 
@@ -28,6 +28,9 @@ struct Report {
     record_bytes: u64,
     session_count: usize,
     segments: Vec<SegmentReport>,
+    /// Prepared segment files (a live writer's next segment, not part of
+    /// the log; format §5).
+    prepared: Vec<PreparedReport>,
     /// Only with `--sessions`.
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions: Option<Vec<SessionReport>>,
@@ -44,6 +47,12 @@ struct SegmentReport {
     record_bytes: u64,
     first: Option<Position>,
     last: Option<Position>,
+}
+
+#[derive(Serialize)]
+struct PreparedReport {
+    file: PathBuf,
+    size_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -87,7 +96,11 @@ pub fn run(dir: &Path, with_sessions: bool, json: bool) -> CliResult<u8> {
         let bar = Progress::log_walk("reading the log");
         inspect::stats_with_progress(dir, |p| bar.update(p))?
     };
-    let report = build(dir, &files, &stats, with_sessions);
+    let mut report = build(dir, &files, &stats, with_sessions);
+    report.prepared = prepared_files(dir)?
+        .into_iter()
+        .map(|(file, size_bytes)| PreparedReport { file, size_bytes })
+        .collect();
     let mut out = Out::new();
     if json {
         out.json(&report)?;
@@ -113,6 +126,7 @@ fn build(dir: &Path, files: &[SegmentFile], stats: &inspect::Stats, with_session
         record_bytes: stats.segments.iter().map(|s| s.record_bytes).sum(),
         session_count: stats.sessions.len(),
         segments,
+        prepared: Vec::new(),
         sessions: with_sessions.then(|| stats.sessions.iter().map(session_report).collect()),
         problems: stats.problems.iter().map(ProblemReport::from).collect(),
     }
@@ -161,6 +175,13 @@ fn print_text(out: &mut Out, r: &Report) -> CliResult<()> {
         "bytes           {} on disk, {} in valid records",
         r.total_bytes, r.record_bytes
     ))?;
+    for p in &r.prepared {
+        let name = p.file.file_name().unwrap_or_default().to_string_lossy();
+        out.line(&format!(
+            "prepared        {name}, {} bytes (the writer's next segment, written ahead; not part of the log)",
+            p.size_bytes
+        ))?;
+    }
     out.line("")?;
     out.line(&format!(
         "{:<26} {:>12} {:>9}  {:<28} {}",

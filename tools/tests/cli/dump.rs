@@ -1,5 +1,7 @@
 //! `dump` and `stats`: the output reproduces the log exactly.
 
+use std::fs;
+
 use sessionlog::LogOptions;
 
 use crate::support::*;
@@ -125,6 +127,18 @@ fn read_only_commands_work_while_a_writer_holds_the_log() {
     let segs = json["segments"].as_array().unwrap();
     assert_eq!(segs[0]["first"]["sequence"], 1);
     assert_eq!(segs.last().unwrap()["last"]["sequence"], 10);
+    assert_eq!(json["prepared"], serde_json::json!([]));
+    // A live writer's next segment, prepared ahead (format §5), is listed
+    // apart: it holds no events.
+    let prepared = dir.join("00000000000000000099.prepared");
+    fs::write(&prepared, [0u8; 64]).unwrap();
+    let stats = run_in(&dir, &["stats", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&stats)).unwrap();
+    assert_eq!(json["prepared"][0]["size_bytes"], 64, "{json}");
+    assert_eq!(json["total_events"], 10);
+    let text = stdout(&run_in(&dir, &["stats"]));
+    assert!(text.contains("00000000000000000099.prepared"), "{text}");
+    fs::remove_file(&prepared).unwrap();
     writer.close().unwrap();
 
     let text = stdout(&run_in(&dir, &["stats", "--sessions"]));
