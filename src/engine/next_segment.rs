@@ -8,8 +8,8 @@
 //! ahead of its records for the first reason, but those zeros are written
 //! into fresh pages on the group's own path and flushed by the group's own
 //! sync. With big groups (64 appenders of 4 KiB events: a quarter MiB per
-//! group) that is most of a group's cost; on this machine's virtual disk a
-//! copy into a fresh page-cache page ran about 10× slower than into a
+//! group) that is most of a group's cost; in this project's virtual machine
+//! a copy into a fresh page-cache page ran about 10× slower than into a
 //! cached one (BENCHMARKS.md, twelfth session). So when the active segment
 //! is half full, a background thread writes the next segment whole: its
 //! header, then zeros to the segment size, synced a MiB at a time (so the
@@ -20,7 +20,7 @@
 //! §1), which every reader ignores and the writer removes when it opens the
 //! log; only the rename makes it segment *N*, and the directory is synced
 //! before anything is written to it. At that point it is what a freshly
-//! created segment is: a header and preallocated zeros (format §6).
+//! created segment is: a header and preallocated zeros (format §5).
 //!
 //! Nothing is prepared unless the file system has four times the segment
 //! size free: near a full disk the space is the appends'.
