@@ -251,10 +251,14 @@ fn prepare(
     }))
 }
 
-/// Removes a prepared file nobody will use (best effort: one left behind
-/// is removed when the log is next opened).
+/// Removes a prepared file nobody will use, and makes that durable (best
+/// effort: one left behind is removed when the log is next opened).
 fn discard(io: &Io, path: &Path) {
-    let _ = io.remove_file(path);
+    if io.remove_file(path).is_ok()
+        && let Some(dir) = path.parent()
+    {
+        let _ = io.sync_dir(dir);
+    }
 }
 
 /// Removes the prepared files a crashed (or killed) writer left in `dir`:
