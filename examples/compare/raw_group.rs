@@ -174,7 +174,8 @@ impl RawGroupCommit {
     }
 
     /// `threads` appenders of `record`-byte records for `budget`, from
-    /// where the last run stopped (each run starts its own committer).
+    /// where the last run stopped, or from empty for a growing file (each
+    /// run starts its own committer).
     pub fn run(&self, threads: usize, record: usize, budget: Duration) -> Stats {
         if self.shared.grows {
             self.empty();
@@ -213,9 +214,7 @@ impl RawGroupCommit {
         committer.join().expect("raw committer");
         Stats::from_latencies(lat, elapsed)
     }
-}
 
-impl RawGroupCommit {
     /// Cuts a growing file back to empty (synced), so every run grows it
     /// from nothing rather than from gigabytes.
     fn empty(&self) {
