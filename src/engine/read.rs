@@ -4,7 +4,8 @@
 //! A query walks the session's chain of previous-record links backwards from
 //! a sparse-index anchor at or above the start of the range, one interval at
 //! a time, then decodes that interval's records forward. Where the intervals
-//! lie in sealed (mapped) segments, a query walks up to [`LANES`] intervals
+//! can be read in place (sealed segments, and the active segment's settled
+//! bytes), a query walks up to [`LANES`] intervals
 //! at once, a hop of each in turn, so that the cache misses of their chains
 //! overlap instead of following one another (on a big log each record of a
 //! page is a miss of its own); with field filters it walks whole intervals
@@ -125,9 +126,11 @@ impl Core {
     }
 
     /// Up to [`LANES`] consecutive intervals from `lo` (at most `wanted`
-    /// records up to `last`) whose anchors lie in mapped segments, so that
-    /// every record of them does too (a chain only goes back); none when
-    /// the first anchor is elsewhere (the active segment, the pending log).
+    /// records up to `last`) whose anchors can be read in place (in a
+    /// sealed segment, or settled in the active one), so that every record
+    /// of them can too (a chain only goes back, and the settled mark only
+    /// grows); none when the first anchor is elsewhere (past the settled
+    /// mark, the pending log, an active segment without a map).
     fn lanes(&self, view: SessionView, (mut lo, last): (u64, u64), mut wanted: u64) -> Vec<Lane> {
         let mut lanes = Vec::new();
         let st = self.state.read();
@@ -136,7 +139,7 @@ impl Core {
             let Some(anchor) = sparse.anchor_at_or_after(lo, view.visible) else {
                 break;
             };
-            let Some(segment) = self.segments.mapped_segment(anchor.1) else {
+            let Some(segment) = self.segments.in_place_segment(anchor.1) else {
                 break;
             };
             let hi = anchor.0.min(last).min(lo.saturating_add(wanted - 1));

@@ -74,9 +74,8 @@ impl SegmentFile {
     /// other for the CPU to have them in flight together, which is why the
     /// walk keeps each chain's segment rather than looking it up here.)
     pub fn touch(&self, pos: u64) {
-        if let Some(bytes) = self.mapped() {
-            let off = position_offset(pos) as usize;
-            for line in (off..off + TOUCH_BYTES).step_by(64) {
+        if let Some(bytes) = self.bytes_from(position_offset(pos) as usize) {
+            for line in (0..TOUCH_BYTES).step_by(64) {
                 std::hint::black_box(bytes.get(line).copied());
             }
         }
@@ -244,10 +243,12 @@ impl SegmentSet {
             .ok_or_else(|| self.corrupt(pos, "a record points into a segment that does not exist"))
     }
 
-    /// The segment of the record at `pos` if it is mapped (sealed).
-    pub fn mapped_segment(&self, pos: u64) -> Option<Arc<SegmentFile>> {
+    /// The segment of the record at `pos` if that record can be read in
+    /// place: in a sealed segment, or settled in the active one's map.
+    pub fn in_place_segment(&self, pos: u64) -> Option<Arc<SegmentFile>> {
+        let off = position_offset(pos) as usize;
         self.get(position_segment(pos))
-            .filter(|seg| seg.mapped().is_some())
+            .filter(|seg| seg.bytes_from(off).is_some())
     }
 
     /// Makes `seg` the segment of the record at `pos`, looking it up only
