@@ -46,6 +46,19 @@ struct SessionView {
     visible_last: u64,
 }
 
+/// What a page's chain walks reuse from interval to interval: the read
+/// window and the records found.
+struct ChainWalk {
+    window: Window,
+    found: Found,
+}
+
+/// Whether `query` has no field filters: then every record in range is
+/// returned, and a page needs exactly as many records as it returns.
+fn is_unfiltered(query: &EventQuery) -> bool {
+    query.event_type.is_none() && query.run_id.is_none() && query.since.is_none()
+}
+
 impl Core {
     /// Answers `query` for `session_id` now; also returns the session's
     /// latest visible sequence (for the long-poll loop).
@@ -67,62 +80,84 @@ impl Core {
                 .min(max)
                 .min(1024),
         );
-        let unfiltered =
-            query.event_type.is_none() && query.run_id.is_none() && query.since.is_none();
-        let mut window = Window::over(self.spare_window.take());
-        let mut found = Found::default();
+        let mut walk = ChainWalk {
+            window: Window::over(self.spare_window.take()),
+            found: Found::default(),
+        };
         let mut lo = first;
         while lo <= last && out.len() < max {
             // Without filters a page needs exactly its records; with them,
             // how many is unknown: lanes over whole intervals (at most
             // `LANES` of them, each walked anyway) find matches until the page is full.
-            let wanted = if unfiltered {
+            let wanted = if is_unfiltered(query) {
                 u64::try_from(max - out.len()).unwrap_or(u64::MAX)
             } else {
                 u64::MAX
             };
             let lanes = self.lanes(view, (lo, last), wanted);
-            if !lanes.is_empty() {
-                lo = self.read_lanes(session_id, lanes, query, (&mut out, max))?;
-                continue;
-            }
-            let (anchor, floor) = {
-                let st = self.state.read();
-                let sparse = &st.sessions.get(view.number).sparse;
-                let anchor = sparse
-                    .anchor_at_or_after(lo, view.visible)
-                    .unwrap_or((view.visible, view.visible_last));
-                (anchor, sparse.anchor_before(lo).unwrap_or((0, 0)))
+            lo = if lanes.is_empty() {
+                self.read_chain(
+                    session_id,
+                    view,
+                    (lo, last),
+                    query,
+                    &mut walk,
+                    (&mut out, max),
+                )?
+            } else {
+                self.read_lanes(session_id, lanes, query, (&mut out, max))?
             };
-            let mut hi = anchor.0.min(last);
-            if unfiltered {
-                // Records past the page's end would be read and checked for nothing.
-                let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
-                hi = hi.min(lo.saturating_add(wanted - 1));
-            }
-            // Where the anchor's segment is read in place, a window would
-            // only copy: decided here once, not again at every record.
-            let in_place = self
-                .segments
-                .get(position_segment(anchor.1))
-                .is_some_and(|seg| seg.reads_in_place());
-            window.aim(anchor, lo, floor, in_place);
-            self.walk_back(session_id, anchor, (lo, hi), &mut window, &mut found)?;
-            for (seq, pos, held) in &found.records {
-                let record = found.bytes(held);
-                if let Some(event) =
-                    self.decode_if_match(session_id, (*seq, *pos), record, query)?
-                {
-                    out.push(event);
-                    if out.len() == max {
-                        break;
-                    }
+        }
+        self.spare_window.give_back(walk.window.buf);
+        Ok((out, view.visible))
+    }
+
+    /// One interval the lanes cannot take (its anchor is not read in
+    /// place): walks the chain back from the anchor at or after `lo` and
+    /// adds its matches in `lo..=last` to `out` (up to `max`); returns
+    /// where the next interval starts.
+    fn read_chain(
+        &self,
+        session_id: &str,
+        view: SessionView,
+        (lo, last): (u64, u64),
+        query: &EventQuery,
+        walk: &mut ChainWalk,
+        (out, max): (&mut Vec<Event>, usize),
+    ) -> Result<u64> {
+        let (anchor, floor) = {
+            let st = self.state.read();
+            let sparse = &st.sessions.get(view.number).sparse;
+            let anchor = sparse
+                .anchor_at_or_after(lo, view.visible)
+                .unwrap_or((view.visible, view.visible_last));
+            (anchor, sparse.anchor_before(lo).unwrap_or((0, 0)))
+        };
+        let mut hi = anchor.0.min(last);
+        if is_unfiltered(query) {
+            // Records past the page's end would be read and checked for nothing.
+            let wanted = u64::try_from(max - out.len()).unwrap_or(u64::MAX);
+            hi = hi.min(lo.saturating_add(wanted - 1));
+        }
+        // Where the anchor's segment is read in place, a window would
+        // only copy: decided here once, not again at every record.
+        let in_place = self
+            .segments
+            .get(position_segment(anchor.1))
+            .is_some_and(|seg| seg.reads_in_place());
+        let ChainWalk { window, found } = walk;
+        window.aim(anchor, lo, floor, in_place);
+        self.walk_back(session_id, anchor, (lo, hi), window, found)?;
+        for (seq, pos, held) in &found.records {
+            let record = found.bytes(held);
+            if let Some(event) = self.decode_if_match(session_id, (*seq, *pos), record, query)? {
+                out.push(event);
+                if out.len() == max {
+                    break;
                 }
             }
-            lo = anchor.0 + 1;
         }
-        self.spare_window.give_back(window.buf);
-        Ok((out, view.visible))
+        Ok(anchor.0 + 1)
     }
 
     /// Up to [`LANES`] consecutive intervals from `lo` (at most `wanted`
