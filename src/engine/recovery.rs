@@ -235,14 +235,18 @@ pub(crate) fn check_segment_size(len: u64, path: &Path) -> Result<()> {
 
 fn check_header(bytes: &[u8], n: u64, path: &Path) -> Result<()> {
     match decode_segment_header(bytes) {
-        Ok(found) if found == n => Ok(()),
-        Ok(found) => Err(Error::corrupt(
-            path,
-            16,
-            format!("header names segment {found}, not {n}"),
-        )),
+        Ok(found) => check_header_number(found, n, path),
         Err(e) => Err(Error::corrupt(path, 0, e.to_string())),
     }
+}
+
+/// A segment's header must name the number its file name gives.
+fn check_header_number(found: u64, n: u64, path: &Path) -> Result<()> {
+    if found == n {
+        return Ok(());
+    }
+    let why = format!("header names segment {found}, not {n}");
+    Err(Error::corrupt(path, 16, why))
 }
 
 /// Indexes the records in `bytes` (file offset `base` on) of segment `n`.
@@ -279,14 +283,7 @@ fn recover_newest(
     rec.segments.insert(Arc::clone(&seg));
     rec.active = Some(Arc::clone(&seg));
     match decode_segment_header(&bytes) {
-        Ok(found) if found == n => {}
-        Ok(found) => {
-            return Err(Error::corrupt(
-                &path,
-                16,
-                format!("header names segment {found}, not {n}"),
-            ));
-        }
+        Ok(found) => check_header_number(found, n, &path)?,
         Err(e) => return torn_header(io, &seg, &bytes, e, access, rec),
     }
     let end = index_bytes(
@@ -304,24 +301,34 @@ fn recover_newest(
         return Ok(());
     }
     // Something follows the last complete batch: a tear, or damage.
-    let claims = decode_segment_version(&bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
-    if let Some(d) = &end.damage
-        && access != Access::ReadOnly
-        && let Some(p) = torn_write_refuted(&bytes, d.offset as usize, end.valid_end, claims)
-    {
-        let claim = parse_header(&bytes[p..]).map_or(0, |h| h.durable_before);
-        let after = if claims && claim != 0 {
-            format!(" written after offset {} was durable", end.valid_end)
-        } else {
-            String::new()
-        };
-        let why = format!(
-            "{}; a valid record{after} follows at offset {p}, so this is not a torn tail",
-            d.reason
-        );
-        return Err(Error::corrupt(&path, d.offset, why));
+    if access != Access::ReadOnly {
+        refuse_damage_before_valid_records(&bytes, &end, &path)?;
     }
     cut_torn_tail(io, &seg, end, bytes.len() as u64, access)
+}
+
+/// What follows the newest segment's last complete batch is damage, not a
+/// torn tail, when a valid record follows it that a torn last write could
+/// not have left (format §3): then opening fails, naming the damage.
+fn refuse_damage_before_valid_records(bytes: &[u8], end: &ScanEnd, path: &Path) -> Result<()> {
+    let Some(d) = &end.damage else {
+        return Ok(());
+    };
+    let claims = decode_segment_version(bytes).is_ok_and(|v| v >= CLAIMING_VERSION);
+    let Some(p) = torn_write_refuted(bytes, d.offset as usize, end.valid_end, claims) else {
+        return Ok(());
+    };
+    let claim = parse_header(&bytes[p..]).map_or(0, |h| h.durable_before);
+    let after = if claims && claim != 0 {
+        format!(" written after offset {} was durable", end.valid_end)
+    } else {
+        String::new()
+    };
+    let why = format!(
+        "{}; a valid record{after} follows at offset {p}, so this is not a torn tail",
+        d.reason
+    );
+    Err(Error::corrupt(path, d.offset, why))
 }
 
 /// The newest segment's header is bad. If nothing valid follows it, or only
