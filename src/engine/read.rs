@@ -112,8 +112,10 @@ impl Core {
         Ok((out, view.visible))
     }
 
-    /// One interval the lanes cannot take (its anchor is not read in
-    /// place): walks the chain back from the anchor at or after `lo` and
+    /// One interval the lanes cannot take (its anchor lies past the
+    /// settled mark, in the pending log, or in an active segment without
+    /// a map: see [`lanes`](Self::lanes)): walks the chain back from the
+    /// anchor at or after `lo` and
     /// adds its matches in `lo..=last` to `out` (up to `max`); returns
     /// where the next interval starts.
     fn read_chain(
