@@ -624,7 +624,7 @@ fn adopt_prepared(
     Ok((Arc::new(segment), prepared.len))
 }
 
-/// How much of a record [`SegmentSet::touch`] loads, a byte per cache line:
+/// How much of a record [`SegmentFile::touch`] loads, a byte per cache line:
 /// the header and the body of a typical event of a few hundred bytes.
 /// Touching only the first line left the rest of each record to miss on
 /// its own when it was read (1M-event log pages 67-70 µs, against 56-57 µs
