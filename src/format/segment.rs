@@ -81,11 +81,14 @@ pub fn segment_file_name(number: u64) -> String {
 
 /// The segment number a file name stands for, if it is a segment file name.
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+    let digits = number_digits(name, SEGMENT_EXTENSION)?;
     digits.parse().ok().filter(|&n| n > 0)
+}
+
+/// The 20 decimal digits of `name` if it is `<20 digits>.<extension>`.
+fn number_digits<'a>(name: &'a str, extension: &str) -> Option<&'a str> {
+    let digits = name.strip_suffix(extension)?.strip_suffix('.')?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
 }
 
 /// The file name segment `number` is prepared under before it becomes a
@@ -98,8 +101,7 @@ pub fn prepared_file_name(number: u64) -> String {
 
 /// Whether `name` is the name of a prepared segment file.
 pub fn is_prepared_file_name(name: &str) -> bool {
-    name.strip_suffix(".prepared")
-        .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+    number_digits(name, PREPARED_EXTENSION).is_some()
 }
 
 /// The header of segment `number`, of the version this code writes.
