@@ -3,6 +3,8 @@
 //! a random moment, and after every kill the log must hold every acknowledged
 //! event with its sequence, with no gap and no duplicate in any session.
 
+mod logstore_util;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -10,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use logstore_util::prepared_files;
 use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStore};
 
 const CHILD_DIR: &str = "SESSIONLOG_CRASH_CHILD_DIR";
@@ -186,14 +189,6 @@ fn every_acknowledged_append_survives_sigkill_across_prepared_segments() {
     kill_and_check(PREPARED_KILL_CYCLES, true);
 }
 
-fn prepared_files(dir: &Path) -> usize {
-    let entries = std::fs::read_dir(dir).unwrap();
-    let is_prepared = |p: &Path| p.extension().is_some_and(|x| x == "prepared");
-    entries
-        .filter(|e| is_prepared(&e.as_ref().unwrap().path()))
-        .count()
-}
-
 fn kill_and_check(cycles: u32, prepared: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut acked = HashMap::new();
@@ -207,10 +202,10 @@ fn kill_and_check(cycles: u32, prepared: bool) {
         let new = run_child_and_kill(dir.path(), (cycle, prepared), delay, wait_for_ack);
         acks_per_cycle.push(new.len());
         acked.extend(new);
-        killed_with_prepared += prepared_files(dir.path());
+        killed_with_prepared += prepared_files(dir.path()).len();
         let stored = check(dir.path(), &acked);
         assert!(stored >= acked.len());
-        let left = prepared_files(dir.path());
+        let left = prepared_files(dir.path()).len();
         assert_eq!(left, 0, "a reopened and closed log holds no prepared file");
     }
     eprintln!(

@@ -7,25 +7,15 @@
 
 mod logstore_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use logstore_util::{Expected, copy_dir, ev, open_small, segments};
+use logstore_util::{Expected, copy_dir, ev, open_small, prepared_files, segments};
 use sessionlog::engine::{FaultInjector, inspect};
 use sessionlog::{LogOptions, LogStore, SessionStore};
 
 /// The smallest segment size that gets prepared segments.
 const SEGMENT: u64 = 4 << 20;
-
-fn prepared(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "prepared"))
-        .collect();
-    v.sort();
-    v
-}
 
 fn len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
@@ -75,7 +65,7 @@ fn the_next_segment_is_prepared_adopted_and_a_closed_log_holds_none() {
     });
     let next = dir.path().join("00000000000000000002.prepared");
     wait_for(
-        || prepared(dir.path()) == [next.clone()] && len(&next) == SEGMENT,
+        || prepared_files(dir.path()) == [next.clone()] && len(&next) == SEGMENT,
         "preparation",
     );
     append_until(&store, &mut expected, || segments(dir.path()).len() == 2);
@@ -90,7 +80,7 @@ fn the_next_segment_is_prepared_adopted_and_a_closed_log_holds_none() {
     expected.check(&store);
     store.close().unwrap();
     assert!(
-        prepared(dir.path()).is_empty(),
+        prepared_files(dir.path()).is_empty(),
         "closing removes a prepared file"
     );
     let report = inspect::verify(dir.path()).unwrap();
@@ -121,9 +111,16 @@ fn a_crash_with_a_prepared_file_reopens_with_every_event_and_removes_it() {
     let read_only = LogStore::open_read_only(copy.path()).unwrap();
     expected.check(&read_only);
     drop(read_only);
-    assert_eq!(prepared(copy.path()).len(), 1, "readers leave it alone");
+    assert_eq!(
+        prepared_files(copy.path()).len(),
+        1,
+        "readers leave it alone"
+    );
     let reopened = open_small(copy.path(), SEGMENT);
-    assert!(prepared(copy.path()).is_empty(), "the writer removes it");
+    assert!(
+        prepared_files(copy.path()).is_empty(),
+        "the writer removes it"
+    );
     expected.check(&reopened);
     // And the log goes on: into segment 3, created or prepared anew.
     append_until(&reopened, &mut expected, || {
@@ -144,13 +141,13 @@ fn buffered_logs_and_small_segments_prepare_nothing() {
     let store = logstore_util::open_small_buffered(dir.path(), SEGMENT);
     let mut expected = Expected::default();
     append_until(&store, &mut expected, || segments(dir.path()).len() == 2);
-    assert!(prepared(dir.path()).is_empty());
+    assert!(prepared_files(dir.path()).is_empty());
     drop(store);
     let small = tempfile::tempdir().unwrap();
     let store = open_small(small.path(), SEGMENT / 4);
     let mut expected = Expected::default();
     append_until(&store, &mut expected, || segments(small.path()).len() == 3);
-    assert!(prepared(small.path()).is_empty());
+    assert!(prepared_files(small.path()).is_empty());
 }
 
 #[test]
@@ -176,7 +173,7 @@ fn a_nearly_full_disk_gets_no_prepared_segment_and_appends_go_on() {
     };
     let mut seen_prepared = false;
     append_until(&store, &mut expected, || {
-        seen_prepared |= !prepared(dir.path()).is_empty();
+        seen_prepared |= !prepared_files(dir.path()).is_empty();
         written() > 5 << 20
     });
     assert!(!seen_prepared, "no room for a prepared segment");

@@ -24,10 +24,20 @@ pub fn all(store: &dyn SessionStore, session: &str) -> Vec<Event> {
 
 /// The segment files of a log directory, in order.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_ending_in(dir, "seg")
+}
+
+/// The prepared segment files (`N.prepared`, format §1) of a log directory, in order.
+pub fn prepared_files(dir: &Path) -> Vec<PathBuf> {
+    files_ending_in(dir, "prepared")
+}
+
+/// The files of `dir` with this extension, in order.
+fn files_ending_in(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     v.sort();
     v
