@@ -96,11 +96,11 @@ pub fn run(dir: &Path, with_sessions: bool, json: bool) -> CliResult<u8> {
         let bar = Progress::log_walk("reading the log");
         inspect::stats_with_progress(dir, |p| bar.update(p))?
     };
-    let mut report = build(dir, &files, &stats, with_sessions);
-    report.prepared = prepared_files(dir)?
+    let prepared = prepared_files(dir)?
         .into_iter()
         .map(|(file, size_bytes)| PreparedReport { file, size_bytes })
         .collect();
+    let report = build(dir, &files, prepared, &stats, with_sessions);
     let mut out = Out::new();
     if json {
         out.json(&report)?;
@@ -111,7 +111,13 @@ pub fn run(dir: &Path, with_sessions: bool, json: bool) -> CliResult<u8> {
     Ok(0)
 }
 
-fn build(dir: &Path, files: &[SegmentFile], stats: &inspect::Stats, with_sessions: bool) -> Report {
+fn build(
+    dir: &Path,
+    files: &[SegmentFile],
+    prepared: Vec<PreparedReport>,
+    stats: &inspect::Stats,
+    with_sessions: bool,
+) -> Report {
     let segments: Vec<SegmentReport> = stats
         .segments
         .iter()
@@ -126,7 +132,7 @@ fn build(dir: &Path, files: &[SegmentFile], stats: &inspect::Stats, with_session
         record_bytes: stats.segments.iter().map(|s| s.record_bytes).sum(),
         session_count: stats.sessions.len(),
         segments,
-        prepared: Vec::new(),
+        prepared,
         sessions: with_sessions.then(|| stats.sessions.iter().map(session_report).collect()),
         problems: stats.problems.iter().map(ProblemReport::from).collect(),
     }
