@@ -18,15 +18,29 @@ pub const FILL_SESSIONS: usize = 16;
 /// An open durable store.
 pub struct Log(Arc<LogStore>);
 
+/// Durable stores are opened as a log written much faster than it is read
+/// back would be: the pages of segments two behind the active one are
+/// released from the page cache (`cached_sealed_segments`). Buffered ones
+/// (the query logs among them) keep every page. `COMPARE_CACHED_SEALED`
+/// overrides it for the durable stores (`none`, or a number).
 fn options(durable: bool) -> LogOptions {
-    let sync = if durable {
-        SyncPolicy::Always
+    let (sync, cached_sealed_segments) = if durable {
+        (SyncPolicy::Always, durable_cached_window())
     } else {
-        SyncPolicy::Never
+        (SyncPolicy::Never, None)
     };
     LogOptions {
         sync,
+        cached_sealed_segments,
         ..LogOptions::default()
+    }
+}
+
+fn durable_cached_window() -> Option<usize> {
+    match std::env::var("COMPARE_CACHED_SEALED") {
+        Ok(v) if v == "none" => None,
+        Ok(v) => Some(v.parse().expect("COMPARE_CACHED_SEALED: none or a number")),
+        Err(_) => Some(2),
     }
 }
 

@@ -59,7 +59,8 @@ impl Core {
             super::salvage::repair_in_place(&io, dir)?;
         }
         let hasher = FastHash::new();
-        let rec = recover(&io, dir, Access::Write(opts.recovery), &hasher)?;
+        let mut rec = recover(&io, dir, Access::Write(opts.recovery), &hasher)?;
+        rec.segments.set_cached_window(opts.cached_sealed_segments);
         let end = end_position(&rec);
         let active = rec.active.expect("the writer always has an active segment");
         let mut state = rec.state;

@@ -313,6 +313,18 @@ impl Io {
             .collect()
     }
 
+    /// Asks the kernel to evict the clean pages of the file at `path` from
+    /// the page cache (`POSIX_FADV_DONTNEED`). Pages some process still maps
+    /// stay. A hint: nothing is changed on disk, and a failure is ignored.
+    pub fn drop_cached_pages(&self, path: &Path) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Ok(file) = File::open(path) {
+            let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = path;
+    }
+
     /// Renames `from` to `to` (atomically, on one file system).
     pub fn rename(&self, from: &Path, to: &Path) -> Result<()> {
         std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))

@@ -15,6 +15,10 @@
 //!   (before anything of it is settled in that process). A read-only
 //!   follower settles only the complete batches it has read, which the
 //!   writer (in any process) keeps.
+//!
+//! Besides mapping, [`unmap_pages`] lets go of a sealed map's pages
+//! (`MADV_DONTNEED`), which is sound for the same reason: the file behind
+//! the map never changes, so the pages read back are the same bytes.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,4 +91,20 @@ impl ActiveMap {
             unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(offset), end - offset) };
         Some(bytes)
     }
+}
+
+/// Drops this process's page-table entries for all of `map`, a sealed
+/// segment's map, so that the kernel can free its pages (see
+/// [`Io::drop_cached_pages`](super::io::Io::drop_cached_pages), which then
+/// evicts them from the page cache). A hint: an error is ignored.
+pub(crate) fn unmap_pages(map: &Mmap) {
+    // SAFETY: memmap2 marks `MADV_DONTNEED` unchecked because on a private
+    // or anonymous mapping it discards contents: the next read sees zeros.
+    // `map` comes from `map_read_only`, a shared (MAP_SHARED) read-only map
+    // of a file, for which Linux documents that later accesses repopulate
+    // the pages "from the up-to-date contents of the underlying mapped
+    // file". A sealed segment's contents never change (module docs), so
+    // every `&[u8]` borrowed from `map`, now or later, reads the same bytes
+    // as before; only the first touch of a page after this costs a fault.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }

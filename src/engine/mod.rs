@@ -43,6 +43,9 @@
 //!   mapped up to what is written for good, else by `pread`) and the
 //!   `SegmentWriter`; `mmap` holds the crate's only `unsafe`;
 //!   `next_segment`: the thread that prepares the next segment ahead;
+//!   `sealed_pages`: the thread that maps sealed segments' pages for
+//!   readers, and releases them from the page cache once out of the
+//!   window `LogOptions::cached_sealed_segments` sets;
 //! - `pending`: appended records not yet in a file (readable from memory);
 //! - `append`, `read`: the two halves of the `SessionStore` implementation;
 //! - `group_commit`: group commit, one `fdatasync` per group; `committer`:
@@ -69,13 +72,13 @@ mod mmap;
 mod next_segment;
 mod options;
 mod pending;
-mod populate;
 mod read;
 mod readonly;
 mod recovery;
 mod salvage;
 mod scan;
 mod scan_ahead;
+mod sealed_pages;
 mod segment;
 mod spare_buffer;
 mod sparse_index;

@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use super::io::Io;
 use super::mmap::ActiveMap;
 use super::next_segment::{MIN_PREPARED_SEGMENT, PreparedSegment, SegmentPreparer};
-use super::populate::Populator;
+use super::sealed_pages::SealedPages;
 use crate::error::{Error, Result};
 use crate::format::record::{
     RECORD_HEADER_LEN, RecordParse, encode_close_mark, is_close_mark_at, parse_header,
@@ -156,6 +156,17 @@ impl SegmentFile {
         }
     }
 
+    /// Lets the kernel free the cached pages of this sealed segment: drops
+    /// this process's mappings of them, then evicts them from the page
+    /// cache. Reads still work; each page's first touch afterwards reads it
+    /// from the disk again. A hint, so a failure is ignored.
+    pub fn release_pages(&self, io: &Io) {
+        if let Backing::Mapped(map) = &self.backing {
+            super::mmap::unmap_pages(map);
+            io.drop_cached_pages(&self.path);
+        }
+    }
+
     /// The open file, or an error saying this segment is sealed.
     fn open_file(&self) -> Result<&File> {
         self.file().ok_or_else(|| {
@@ -201,17 +212,23 @@ pub(crate) struct SegmentSet {
     io: Io,
     dir: PathBuf,
     files: RwLock<BTreeMap<u64, Arc<SegmentFile>>>,
-    populator: Populator,
+    sealed_pages: SealedPages,
 }
 
 impl SegmentSet {
     pub fn new(io: Io, dir: &Path) -> SegmentSet {
         SegmentSet {
-            io,
             dir: dir.to_path_buf(),
             files: RwLock::new(BTreeMap::new()),
-            populator: Populator::default(),
+            sealed_pages: SealedPages::new(io.clone()),
+            io,
         }
+    }
+
+    /// How many of the segments this process seals keep their pages cached
+    /// (`LogOptions::cached_sealed_segments`; see [`SealedPages`]).
+    pub fn set_cached_window(&mut self, window: Option<usize>) {
+        self.sealed_pages.set_window(window);
     }
 
     /// An [`Error::Corrupt`] naming the file and offset of position `pos`.
@@ -225,10 +242,10 @@ impl SegmentSet {
     }
 
     /// Adds `segment`, which this process just sealed, and has its pages
-    /// mapped in the background (see [`Populator`]).
+    /// mapped, or later released, in the background (see [`SealedPages`]).
     pub fn insert_just_sealed(&self, segment: SegmentFile) {
         let segment = Arc::new(segment);
-        self.populator.populate(Arc::clone(&segment));
+        self.sealed_pages.sealed(Arc::clone(&segment));
         self.insert(segment);
     }
 

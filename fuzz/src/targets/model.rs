@@ -103,7 +103,9 @@ pub fn run(data: &[u8]) {
     log.close().expect("close");
 }
 
-/// Small segments (so crashes hit sealed/active boundaries) and a sync policy.
+/// Small segments (so crashes hit sealed/active boundaries), a sync policy,
+/// and how many sealed segments keep their pages cached (the others are
+/// released while the model reads them).
 fn options(b: u8) -> LogOptions {
     let sync = if b & 1 == 0 {
         SyncPolicy::Never
@@ -113,6 +115,7 @@ fn options(b: u8) -> LogOptions {
     LogOptions {
         sync,
         segment_size: 1024 << (b >> 1 & 3),
+        cached_sealed_segments: [None, Some(0), Some(1), None][usize::from(b >> 3 & 3)],
         ..LogOptions::default()
     }
 }
