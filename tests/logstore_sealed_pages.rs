@@ -47,23 +47,28 @@ fn resident_kib(path: &Path) -> Option<u64> {
     rss.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Waits until `holds` is true of `path`'s resident kilobytes.
+fn wait_for(path: &Path, what: &str, holds: impl Fn(Option<u64>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !holds(resident_kib(path)) {
+        assert!(Instant::now() < deadline, "{} never {what}", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits until every segment sealed before the last `window` sealed ones
-/// has no page mapped in this process.
+/// has no page mapped in this process, and those last ones are mapped
+/// (populated for readers).
 fn wait_until_released(dir: &Path, window: usize) {
     let segs = segments(dir);
     let sealed = &segs[..segs.len() - 1];
-    let released = &sealed[..sealed.len().saturating_sub(window)];
+    let (released, kept) = sealed.split_at(sealed.len().saturating_sub(window));
     assert!(released.len() >= 3, "the test seals too few segments");
-    let deadline = Instant::now() + Duration::from_secs(20);
     for path in released {
-        while resident_kib(path) != Some(0) {
-            assert!(
-                Instant::now() < deadline,
-                "{} never released",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for(path, "released", |kib| kib == Some(0));
+    }
+    for path in kept {
+        wait_for(path, "populated", |kib| kib.is_some_and(|k| k > 0));
     }
 }
 

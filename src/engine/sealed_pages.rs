@@ -144,38 +144,12 @@ impl Drop for SealedPages {
 mod tests {
     use super::*;
     use std::path::Path;
-    use std::time::{Duration, Instant};
 
     fn sealed_segment(dir: &Path, number: u64) -> Arc<SegmentFile> {
         let path = dir.join(format!("segment-{number}"));
         std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         Arc::new(SegmentFile::sealed(&Io::default(), number, path, &file).unwrap())
-    }
-
-    /// Reads a byte of every page of the segment, so all of it is mapped.
-    fn touch_all(segment: &SegmentFile) -> u64 {
-        let bytes = segment.mapped().unwrap();
-        bytes.iter().step_by(4096).map(|&b| u64::from(b)).sum()
-    }
-
-    /// The kilobytes of `path`'s map resident in this process
-    /// (`/proc/self/smaps`), if it is mapped.
-    fn resident_kib(path: &Path) -> Option<u64> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-        let name = path.to_str()?;
-        let mut lines = smaps.lines().skip_while(|l| !l.ends_with(name));
-        lines.next()?;
-        let rss = lines.find(|l| l.starts_with("Rss:"))?;
-        rss.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} never happened");
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     #[test]
@@ -203,40 +177,5 @@ mod tests {
         pages.sealed(Arc::clone(&active));
         assert!(pages.worker.lock().is_none());
         assert_eq!(Arc::strong_count(&active), 1);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_segment_that_falls_out_of_the_window_is_unmapped_and_reads_the_same() {
-        let dir = tempfile::tempdir().unwrap();
-        let (old, newer) = (sealed_segment(dir.path(), 1), sealed_segment(dir.path(), 2));
-        let mut pages = SealedPages::new(Io::default());
-        pages.set_window(Some(1));
-        pages.sealed(Arc::clone(&old));
-        assert_eq!(touch_all(&old), 7 * 256);
-        assert_eq!(resident_kib(&old.path), Some(1024));
-        pages.sealed(Arc::clone(&newer));
-        wait_for("the release", || resident_kib(&old.path) == Some(0));
-        // Within the window: still mapped (populated, or touched here).
-        assert_eq!(touch_all(&newer), 7 * 256);
-        drop(pages);
-        assert_eq!(resident_kib(&newer.path), Some(1024));
-        // The bytes are the file's, read again.
-        assert_eq!(touch_all(&old), 7 * 256);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn with_a_window_of_zero_nothing_is_populated_or_kept_mapped() {
-        let dir = tempfile::tempdir().unwrap();
-        let segment = sealed_segment(dir.path(), 1);
-        let mut pages = SealedPages::new(Io::default());
-        pages.set_window(Some(0));
-        assert_eq!(touch_all(&segment), 7 * 256);
-        pages.sealed(Arc::clone(&segment));
-        wait_for("the release", || resident_kib(&segment.path) == Some(0));
-        drop(pages);
-        assert_eq!(resident_kib(&segment.path), Some(0));
-        assert_eq!(segment.mapped().map(|m| m[(1 << 20) - 1]), Some(7));
     }
 }
