@@ -14,9 +14,11 @@
 //! `COMPARE_DIR` (where the files go; the system temp dir by default) and
 //! `COMPARE_ONLY` (comma list of sections: disk,durable,threads,buffered,query,
 //! longpoll,reopen), `COMPARE_BODIES` (body sizes of the append sections,
-//! `256,4096`) and `COMPARE_SQLITE=0` (no SQLite in the buffered and
+//! `256,4096`), `COMPARE_SQLITE=0` (no SQLite in the buffered and
 //! query sections: for profiling LogStore, and for 10M-event query logs, whose
-//! SQLite build alone takes most of an hour here).
+//! SQLite build alone takes most of an hour here) and `COMPARE_CACHED_SEALED`
+//! (the durable stores' `cached_sealed_segments`: `none` or a number, 2 by
+//! default; see `compare/logstore.rs`).
 
 #[path = "compare/alloc.rs"]
 mod alloc;
