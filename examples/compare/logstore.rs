@@ -18,9 +18,9 @@ pub const FILL_SESSIONS: usize = 16;
 /// An open durable store.
 pub struct Log(Arc<LogStore>);
 
-/// Durable stores are opened as a log written much faster than it is read
-/// back would be: the pages of segments two behind the active one are
-/// released from the page cache (`cached_sealed_segments`). Buffered ones
+/// Durable stores are opened as one would open a log that is written much
+/// faster than it is read back: the pages of segments two behind the active
+/// one are released from the page cache (`cached_sealed_segments`). Buffered ones
 /// (the query logs among them) keep every page. `COMPARE_CACHED_SEALED`
 /// overrides it for the durable stores (`none`, or a number).
 fn options(durable: bool) -> LogOptions {

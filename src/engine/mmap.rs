@@ -99,7 +99,8 @@ impl ActiveMap {
 /// evicts them from the page cache). A hint: an error is ignored.
 pub(crate) fn unmap_pages(map: &Mmap) {
     // SAFETY: memmap2 marks `MADV_DONTNEED` unchecked because on a private
-    // or anonymous mapping it discards contents: the next read sees zeros.
+    // or anonymous mapping it discards contents (the next read sees zeros,
+    // or the file without what was written to the map).
     // `map` comes from `map_read_only`, a shared (MAP_SHARED) read-only map
     // of a file, for which Linux documents that later accesses repopulate
     // the pages "from the up-to-date contents of the underlying mapped

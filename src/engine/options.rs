@@ -75,7 +75,8 @@ pub struct LogOptions {
     /// the memory goes to the segments being written next; reading it later
     /// reads from the disk, as after a restart. `None` (the default) leaves
     /// every page to the kernel; `Some(0)` releases each segment as it is
-    /// sealed. Only the writer releases; a read-only store ignores this.
+    /// sealed. Pages another process maps stay. Only the writer releases;
+    /// a read-only store ignores this.
     ///
     /// Worth setting for a log written faster than it is read back, on a VM
     /// whose host takes back the guest's free memory: there, a page-cache
@@ -85,9 +86,10 @@ pub struct LogOptions {
     ///
     /// ```
     /// use sessionlog::LogOptions;
-    /// let opts = LogOptions { cached_sealed_segments: Some(2), ..LogOptions::default() };
     /// assert_eq!(LogOptions::default().cached_sealed_segments, None);
-    /// # let _ = opts;
+    /// // Keep the two newest sealed segments cached, release the older ones.
+    /// let opts = LogOptions { cached_sealed_segments: Some(2), ..LogOptions::default() };
+    /// assert_eq!(opts.segment_size, 64 * 1024 * 1024);
     /// ```
     pub cached_sealed_segments: Option<usize>,
     /// Fault injection for tests: when set, the store's writes and syncs fail
