@@ -44,8 +44,8 @@ use super::io::Io;
 use super::segment::SegmentFile;
 
 /// The background thread for sealed segments' pages, once started.
+#[derive(Default)]
 pub(crate) struct SealedPages {
-    io: Io,
     /// How many of the newest sealed segments keep their pages cached
     /// (`None`: all of them, as the kernel sees fit).
     window: Option<usize>,
@@ -59,29 +59,20 @@ struct Worker {
 }
 
 impl SealedPages {
-    /// Nothing released (`window` `None`) until told otherwise.
-    pub fn new(io: Io) -> SealedPages {
-        SealedPages {
-            io,
-            window: None,
-            worker: Mutex::new(None),
-        }
-    }
-
     /// Sets the window (before the first segment is sealed).
     pub fn set_window(&mut self, window: Option<usize>) {
         self.window = window;
     }
 
     /// Queues `segment`, just sealed (so mapped), to be populated, and
-    /// releases the one that falls out of the window.
-    pub fn sealed(&self, segment: Arc<SegmentFile>) {
+    /// releases the one that falls out of the window (through `io`).
+    pub fn sealed(&self, segment: Arc<SegmentFile>, io: &Io) {
         if !cfg!(target_os = "linux") || segment.mapped().is_none() {
             return;
         }
         let mut worker = self.worker.lock();
         if worker.is_none() {
-            *worker = Worker::start(self.io.clone(), self.window);
+            *worker = Worker::start(io.clone(), self.window);
         }
         if let Some(w) = worker.as_ref() {
             let _ = w.jobs.send(segment);
@@ -121,11 +112,12 @@ fn run(queue: &Receiver<Arc<SegmentFile>>, stop: &AtomicBool, io: &Io, window: O
         }
         segment.populate();
         let Some(window) = window else { continue };
+        // One in, so at most one out.
         cached.push_back(segment);
-        while cached.len() > window {
-            if let Some(old) = cached.pop_front() {
-                old.release_pages(io);
-            }
+        if cached.len() > window
+            && let Some(old) = cached.pop_front()
+        {
+            old.release_pages(io);
         }
     }
 }
@@ -156,9 +148,9 @@ mod tests {
     fn dropping_it_ends_its_thread_and_lets_go_of_every_segment() {
         let dir = tempfile::tempdir().unwrap();
         let segment = sealed_segment(dir.path(), 1);
-        let pages = SealedPages::new(Io::default());
+        let pages = SealedPages::default();
         for _ in 0..3 {
-            pages.sealed(Arc::clone(&segment));
+            pages.sealed(Arc::clone(&segment), &Io::default());
         }
         assert_eq!(pages.worker.lock().is_some(), cfg!(target_os = "linux"));
         drop(pages);
@@ -173,8 +165,8 @@ mod tests {
         let path = dir.path().join("active");
         let file = std::fs::File::create(&path).unwrap();
         let active = Arc::new(SegmentFile::open(2, path, file));
-        let pages = SealedPages::new(Io::default());
-        pages.sealed(Arc::clone(&active));
+        let pages = SealedPages::default();
+        pages.sealed(Arc::clone(&active), &Io::default());
         assert!(pages.worker.lock().is_none());
         assert_eq!(Arc::strong_count(&active), 1);
     }

@@ -220,7 +220,7 @@ impl SegmentSet {
         SegmentSet {
             dir: dir.to_path_buf(),
             files: RwLock::new(BTreeMap::new()),
-            sealed_pages: SealedPages::new(io.clone()),
+            sealed_pages: SealedPages::default(),
             io,
         }
     }
@@ -245,7 +245,7 @@ impl SegmentSet {
     /// mapped, or later released, in the background (see [`SealedPages`]).
     pub fn insert_just_sealed(&self, segment: SegmentFile) {
         let segment = Arc::new(segment);
-        self.sealed_pages.sealed(Arc::clone(&segment));
+        self.sealed_pages.sealed(Arc::clone(&segment), &self.io);
         self.insert(segment);
     }
 
