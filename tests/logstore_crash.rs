@@ -22,6 +22,9 @@ const CHILD_CYCLE: &str = "SESSIONLOG_CRASH_CHILD_CYCLE";
 const CHILD_PREPARED: &str = "SESSIONLOG_CRASH_CHILD_PREPARED";
 const KILL_CYCLES: u32 = 24;
 const PREPARED_KILL_CYCLES: u32 = 8;
+/// Set to a number to run that many kill cycles in each test instead, for a
+/// soak run: `SESSIONLOG_CRASH_CYCLES=500 cargo test --release --test logstore_crash`.
+const CYCLES_OVERRIDE: &str = "SESSIONLOG_CRASH_CYCLES";
 const THREADS: u64 = 4;
 const SESSIONS: u64 = 3;
 
@@ -190,6 +193,10 @@ fn every_acknowledged_append_survives_sigkill_across_prepared_segments() {
 }
 
 fn kill_and_check(cycles: u32, prepared: bool) {
+    let cycles = match std::env::var(CYCLES_OVERRIDE) {
+        Ok(n) => n.parse().expect("SESSIONLOG_CRASH_CYCLES is a number"),
+        Err(_) => cycles,
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut acked = HashMap::new();
     let mut acks_per_cycle = Vec::new();
