@@ -37,7 +37,7 @@ pub mod store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use engine::{LogOptions, LogStore, RecoveryMode, SyncPolicy};
+pub use engine::{BackupReport, LogOptions, LogStore, RecoveryMode, SyncPolicy};
 pub use error::{Error, Result};
 pub use event::{Event, EventType};
 pub use memory::MemoryStore;

@@ -382,7 +382,11 @@ fn varied_event(session: &str, n: u64, pad: usize) -> Event {
     let meta: Map<String, Value> = [("provider".to_string(), json!("test"))]
         .into_iter()
         .collect();
-    e.metadata = if n.is_multiple_of(5) { Map::new() } else { meta };
+    e.metadata = if n.is_multiple_of(5) {
+        Map::new()
+    } else {
+        meta
+    };
     e
 }
 

@@ -56,9 +56,11 @@
 //!   opening thread indexes the ones before;
 //! - `readonly`: following a log another store writes;
 //! - `core`, `options`: the open log and how it is opened;
-//! - [`inspect`] (with `salvage`): verify, stats and salvage for the repair tool.
+//! - [`inspect`] (with `salvage`): verify, stats and salvage for the repair tool;
+//! - `backup`: [`LogStore::backup_to`], a checked copy of an open log.
 
 mod append;
+mod backup;
 mod committer;
 mod core;
 mod group_commit;
@@ -98,6 +100,7 @@ use crate::event::Event;
 use crate::query::EventQuery;
 use crate::store::{SessionStore, Watch, long_poll, validate_session_id};
 
+pub use backup::BackupReport;
 pub use io::FaultInjector;
 pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 

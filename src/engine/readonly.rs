@@ -56,6 +56,19 @@ impl ReadCursor {
 }
 
 impl Core {
+    /// The read cursor: the segment followed and the offset just past its
+    /// last indexed batch (0: its header not read yet; `(0, 0)`: no segment
+    /// exists yet). `(0, 0)` for a writer, which has no cursor.
+    pub fn read_cursor_position(&self) -> (u64, u64) {
+        match &self.role {
+            Role::ReadOnly { cursor } => {
+                let c = cursor.lock();
+                (c.segment, c.offset)
+            }
+            Role::Writer { .. } => (0, 0),
+        }
+    }
+
     /// Indexes what the writer added since the last refresh and wakes the
     /// sessions that grew. A no-op for a writer.
     pub fn refresh(&self) -> Result<()> {
