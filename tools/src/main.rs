@@ -1,4 +1,4 @@
-//! `sessionlog`: look inside, check, repair, export, follow and import
+//! `sessionlog`: look inside, check, repair, back up, export, follow and import
 //! sessionlog event logs from the command line.
 //!
 //! This file holds the command-line definition (clap derive) and the
@@ -22,12 +22,13 @@ use sessionlog::EventType;
 use crate::error::CliError;
 use crate::output::EventFormat;
 
-const ABOUT: &str = "Inspect, verify, recover, dump, follow and import sessionlog event logs";
+const ABOUT: &str =
+    "Inspect, verify, recover, back up, dump, follow and import sessionlog event logs";
 
 const LONG_ABOUT: &str = "\
-Inspect, verify, recover, dump, follow and import sessionlog event logs.
+Inspect, verify, recover, back up, dump, follow and import sessionlog event logs.
 
-Read-only commands (stats, verify, dump, tail) take no lock and never modify
+Read-only commands (stats, verify, dump, tail, backup) take no lock and never modify
 the log directory, so they work on the log of a running application. Commands
 that write (recover, import) take the directory's writer lock and fail with a
 clear message while another process holds it.
@@ -43,6 +44,7 @@ Examples:
   sessionlog dump ./sessionlog-data --session demo-session --format table
   sessionlog tail ./sessionlog-data --session demo-session --follow
   sessionlog recover ./damaged-log --salvage ./salvaged-log
+  sessionlog backup ./sessionlog-data ./backups/2026-12-07
   sessionlog dump ./old-log > events.jsonl && sessionlog import ./new-log events.jsonl";
 
 #[derive(Parser, Debug)]
@@ -117,6 +119,32 @@ Examples:
         /// Copy every valid record into this new log directory (must not exist or be empty).
         #[arg(long, value_name = "OUT")]
         salvage: Option<PathBuf>,
+    },
+
+    /// Copy a log, consistent and checked, while its application keeps running.
+    #[command(
+        long_about = "Copy the log in DIR into DEST (which must not exist or be an empty directory) \
+while the application writing it keeps running. The copy holds every event the writer had made \
+durable when the command started, ends at a batch boundary, is checked whole (every checksum, \
+session chain and id) and ends with a close mark, so it opens like a cleanly closed log. It is \
+built in a hidden directory beside DEST and renamed into place only once complete: an error or a \
+crash leaves no DEST.
+
+Read-only on DIR: it takes no lock and changes nothing there. A damaged record in DIR fails the \
+backup with the file and byte offset; nothing damaged is copied.",
+        after_help = "\
+Examples:
+  sessionlog backup ./sessionlog-data ./backups/2026-12-07
+  sessionlog backup ./sessionlog-data /mnt/other-disk/log-copy --json"
+    )]
+    Backup {
+        /// The log directory.
+        dir: PathBuf,
+        /// Where the copy goes (must not exist or be an empty directory).
+        dest: PathBuf,
+        /// Print machine-readable JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 
     /// Print events as JSON Lines (one Event per line) or as a table.
@@ -257,6 +285,7 @@ fn run(cli: Cli) -> Result<u8, CliError> {
         } => cmd::stats::run(&dir, sessions, json),
         Command::Verify { dir, json } => cmd::verify::run(&dir, json),
         Command::Recover { dir, salvage } => cmd::recover::run(&dir, salvage.as_deref()),
+        Command::Backup { dir, dest, json } => cmd::backup::run(&dir, &dest, json),
         Command::Dump {
             dir,
             session,

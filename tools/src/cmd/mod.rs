@@ -1,5 +1,6 @@
 //! One module per command; each `run` returns the exit code or a [`CliError`](crate::error::CliError).
 
+pub mod backup;
 pub mod demo;
 pub mod dump;
 pub mod import;

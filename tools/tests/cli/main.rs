@@ -2,6 +2,7 @@
 //! executable on a real log directory and checks its output, exit code and
 //! what it did (or did not do) to the files.
 
+mod backup;
 mod bad_input;
 mod dump;
 mod import;
