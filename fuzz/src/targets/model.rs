@@ -8,6 +8,10 @@
 //! ends on a batch boundary (a batch is all or nothing across crashes too);
 //! the model is cut to that prefix and the run goes on.
 //!
+//! With bit 5 of the first byte set, a reopen is instead a backup
+//! (`LogStore::backup_to`) into a new directory, and the run goes on from
+//! the copy, which must hold everything stored.
+//!
 //! A power loss (under `SyncPolicy::Always`) is simulated by closing the
 //! store and zeroing arbitrary 512-byte sectors of the last write (the last
 //! append call's records): the pages a power loss may drop from a write that
@@ -64,8 +68,9 @@ impl Stored {
 /// The target's body.
 pub fn run(data: &[u8]) {
     let mut input = Input::new(data);
-    let dir = super::input::scratch_dir();
-    let opts = options(input.u8());
+    let mut dir = super::input::scratch_dir();
+    let b = input.u8();
+    let (opts, backup_on_reopen) = (options(b), b & 0x20 != 0);
     let mut store = Some(LogStore::open_with(dir.path(), opts.clone()).expect("open a new log"));
     let mut checker = ModelChecker::new();
     let mut stored = Stored::default();
@@ -78,6 +83,14 @@ pub fn run(data: &[u8]) {
         store = Some(match step {
             Step::Op(op) => {
                 apply(&log, &mut checker, &mut stored, &op);
+                log
+            }
+            Step::Reopen if backup_on_reopen => {
+                let (log, copy) = go_on_from_a_backup(log, &opts);
+                dir = copy;
+                checker
+                    .check_contents(&log)
+                    .unwrap_or_else(|d| panic!("after a backup: {d}"));
                 log
             }
             Step::Reopen => {
@@ -101,6 +114,18 @@ pub fn run(data: &[u8]) {
         .check_contents(&log)
         .unwrap_or_else(|d| panic!("at the end: {d}"));
     log.close().expect("close");
+}
+
+/// Backs the open store up into a new directory, closes it, and opens the
+/// copy, on which the run goes on: the copy must hold everything stored, and
+/// take appends, crashes and power losses like the original.
+fn go_on_from_a_backup(log: LogStore, opts: &LogOptions) -> (LogStore, tempfile::TempDir) {
+    let copy = super::input::scratch_dir();
+    log.backup_to(copy.path())
+        .expect("back up into an empty directory");
+    log.close().expect("close");
+    let log = LogStore::open_with(copy.path(), opts.clone()).expect("open the backup");
+    (log, copy)
 }
 
 /// Small segments (so crashes hit sealed/active boundaries), a sync policy,
