@@ -202,3 +202,128 @@ fn a_full_disk_during_the_copy_is_an_error_and_leaves_no_destination() {
     store.backup_to(&dst).unwrap();
     expected.check(&open_strict(&dst));
 }
+
+/// Set for the child process of the kill test: the directory holding its
+/// log (`log/`) and the copies it makes (`copy-<cycle>-<n>/`).
+const CHILD_ROOT: &str = "SESSIONLOG_BACKUP_CHILD_ROOT";
+const CHILD_CYCLE: &str = "SESSIONLOG_BACKUP_CHILD_CYCLE";
+
+/// Not a test on its own: the kill test's child (this binary re-run with
+/// `CHILD_ROOT` set). One thread appends durably; the main thread backs the
+/// log up again and again, printing `COPY <n> <latest before it>` after each.
+#[test]
+fn backup_child_process() {
+    let Ok(root) = std::env::var(CHILD_ROOT) else {
+        return;
+    };
+    let root = std::path::PathBuf::from(root);
+    let cycle = std::env::var(CHILD_CYCLE).unwrap();
+    let store = open_small(&root.join("log"), 64 << 10);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                store.append_event_with_sequence(ev("s", n, 500)).unwrap();
+            }
+        });
+        for n in 0..10_000 {
+            let before = store.get_latest_sequence("s").unwrap();
+            store
+                .backup_to(root.join(format!("copy-{cycle}-{n}")))
+                .unwrap();
+            println!("COPY {n} {before}");
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Runs the child for cycle `cycle`, kills it (SIGKILL) a random moment
+/// after its first finished copy; returns the copies it reported, with
+/// the latest sequence before each.
+fn run_backup_child_and_kill(root: &std::path::Path, cycle: u32) -> Vec<(String, u64)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "backup_child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROOT, root)
+        .env(CHILD_CYCLE, cycle.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = crossbeam_channel::unbounded();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 150));
+    child.kill().expect("SIGKILL the child");
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let reported = first.into_iter().chain(lines.try_iter());
+    reported
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("COPY ")?.split(' ');
+            let (n, before) = (w.next()?, w.next()?.parse().ok()?);
+            Some((format!("copy-{cycle}-{n}"), before))
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_killed_at_any_moment_leaves_a_whole_copy_or_none_under_its_name() {
+    let root = tempfile::tempdir().unwrap();
+    let mut reported = Vec::new();
+    for cycle in 0..6 {
+        reported.extend(run_backup_child_and_kill(root.path(), cycle));
+    }
+    assert!(!reported.is_empty(), "the children made copies");
+    let log = LogStore::open_read_only(root.path().join("log")).unwrap();
+    let all = log.get_events("s", &EventQuery::new()).unwrap();
+    let (mut whole, mut partial) = (0, 0);
+    for entry in std::fs::read_dir(root.path()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name == "log" {
+            continue;
+        }
+        if name.starts_with('.') && name.contains(".backup-") {
+            partial += 1; // the hidden directory of a copy the kill cut short
+            continue;
+        }
+        assert!(name.starts_with("copy-"), "unexpected entry {name}");
+        // Whole: a copy cut short would lack the close mark it ends with
+        // (which only a copy of the empty log, one bare segment, has not).
+        let v = inspect::verify(root.path().join(&name)).unwrap();
+        let empty = v.records == 0 && v.segments == 1;
+        assert!(
+            v.problems.is_empty() && (v.closed_cleanly || empty),
+            "{name}: {v:?}"
+        );
+        let copy = open_strict(&root.path().join(&name));
+        let got = copy.get_events("s", &EventQuery::new()).unwrap();
+        assert_eq!(got[..], all[..got.len()], "{name}: a prefix of the log");
+        if let Some((_, before)) = reported.iter().find(|(n, _)| *n == name) {
+            assert!(
+                got.len() as u64 >= *before,
+                "{name}: {} < {before}",
+                got.len()
+            );
+        }
+        whole += 1;
+    }
+    assert!(whole >= reported.len(), "every reported copy is there");
+    eprintln!("copies: {whole} whole, {partial} cut short by a kill");
+}
