@@ -926,7 +926,7 @@ fn section_reopen(cfg: &Config, res: &mut Results) {
     let mib = cfg.kill_bytes >> 20;
     let body = cfg.kill_body;
     println!(
-        "== reopen of a {mib} MiB log of {body} B events after SIGKILL and after a clean close"
+        "== reopen of a {mib} MiB log of {body} B events after SIGKILL and after a clean close, then a backup of it"
     );
     let d = cfg.tempdir();
     let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
@@ -969,6 +969,19 @@ fn section_reopen(cfg: &Config, res: &mut Results) {
         format!("reopen {mib} MiB log ({body} B events) after clean close"),
         "-".into(),
         fmt(clean),
+        "-".into(),
+    );
+    let copy = cfg.tempdir();
+    let (took, report) = logstore::backup(d.path(), &copy.path().join("copy"));
+    res.row(
+        format!("backup_to of that {mib} MiB log (read-only store; copy, sync, check)"),
+        "-".into(),
+        format!(
+            "{:.3}s ({} records, {:.0} MiB/s)",
+            took.as_secs_f64(),
+            report.records,
+            report.bytes as f64 / 1048576.0 / took.as_secs_f64()
+        ),
         "-".into(),
     );
     if let Some((t, _, _)) = killed {

@@ -85,6 +85,16 @@ pub fn reopen(dir: &Path, count: &dyn Fn(&dyn SessionStore) -> u64) -> Option<Re
     Some((took, found, mem))
 }
 
+/// Backs the (closed) log in `dir` up into `dest` through a read-only
+/// store: how long `backup_to` took (the copy, every file synced, and the
+/// check of the copy), and what it copied.
+pub fn backup(dir: &Path, dest: &Path) -> (Duration, sessionlog::BackupReport) {
+    let store = LogStore::open_read_only(dir).expect("open LogStore read-only");
+    let start = Instant::now();
+    let report = store.backup_to(dest).expect("backup_to");
+    (start.elapsed(), report)
+}
+
 /// Child mode: fills `dir` with `bytes` of `body_len`-byte events
 /// (buffered), says "ready", and keeps appending until killed.
 pub fn fill_until_killed(dir: &Path, bytes: u64, body_len: usize) {
