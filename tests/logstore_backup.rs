@@ -150,6 +150,11 @@ fn a_destination_that_holds_anything_is_refused_and_left_as_it_was() {
     // An empty directory is taken, and nothing is left beside it.
     std::fs::remove_file(dst.join("keep")).unwrap();
     store.backup_to(&dst).unwrap();
+    // Missing parents are created.
+    let nested = root.path().join("copy").join("deeper").join("still");
+    store.backup_to(&nested).unwrap();
+    assert_eq!(inspect::verify(&nested).unwrap().records, 3);
+    std::fs::remove_dir_all(dst.join("deeper")).unwrap();
     let left: Vec<_> = std::fs::read_dir(root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
