@@ -13,9 +13,13 @@
 //! ([`inspect_dir`]); the open with `TolerateTail` (`Strict`) must succeed
 //! exactly when `verify` calls the log openable (clean), and an open that
 //! fails with `Corrupt` must name a place where `verify` found the problem.
+//! A backup (`LogStore::backup_to`) of the read-only follower, and of the
+//! damaged log once opened, either fails and leaves no copy, or gives a copy
+//! that verifies clean and holds exactly the store's events.
 
 use std::path::Path;
 
+use sessionlog::engine::inspect;
 use sessionlog::format::event_codec;
 use sessionlog::format::record::{RecordParse, parse_record};
 use sessionlog::format::segment::{encode_segment_header, segment_file_name};
@@ -96,8 +100,9 @@ fn follow_read_only(dir: &Path, carried: &[Event]) {
     let Ok(reader) = LogStore::open_read_only(dir) else {
         return;
     };
-    for session in sessions_of(carried) {
-        let Ok(events) = reader.get_events(&session, &EventQuery::new()) else {
+    let sessions = sessions_of(carried);
+    for session in &sessions {
+        let Ok(events) = reader.get_events(session, &EventQuery::new()) else {
             return;
         };
         for (i, event) in events.iter().enumerate() {
@@ -110,6 +115,33 @@ fn follow_read_only(dir: &Path, carried: &[Event]) {
                 carried.iter().any(|c| same(c, event, false)),
                 "a read-only follower returned an event no checksum-valid record carries: {event:?}"
             );
+        }
+    }
+    backup_matches(&reader, &sessions);
+}
+
+/// A backup of what an opened store (a follower, or a writer after
+/// recovery) sees is an error that leaves no copy, or a copy that verifies
+/// clean and holds exactly the store's events.
+fn backup_matches(reader: &LogStore, sessions: &[String]) {
+    let scratch = super::input::scratch_dir();
+    let dest = scratch.path().join("copy");
+    if reader.backup_to(&dest).is_err() {
+        assert!(!dest.exists(), "a failed backup left its destination");
+        return;
+    }
+    let v = inspect::verify(&dest).expect("verify the copy");
+    assert!(
+        v.problems.is_empty(),
+        "a backup that does not verify: {:?}",
+        v.problems
+    );
+    let copy = LogStore::open_read_only(&dest).expect("open the copy");
+    let q = EventQuery::new();
+    for s in sessions {
+        if let Ok(theirs) = reader.get_events(s, &q) {
+            let ours = copy.get_events(s, &q).expect("read the copy");
+            assert_eq!(ours, theirs, "the backup of session {s}");
         }
     }
 }
@@ -210,6 +242,7 @@ fn damaged_log(dir: &Path, input: &mut Input<'_>, recovery: RecoveryMode) {
     if edits == 0 {
         assert_eq!(found, written.len(), "an undamaged log lost events");
     }
+    backup_matches(&store, &sessions_of(&written));
     let _ = store.close();
 }
 
