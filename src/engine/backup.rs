@@ -59,7 +59,10 @@ impl LogStore {
     /// refreshed it; and nothing partial: it ends at a batch boundary. It is
     /// checked whole before it is put in place (a damaged record in the
     /// source is an error naming the source file and offset, never copied),
-    /// ends with a close mark, and opens like any cleanly closed log.
+    /// ends with a close mark, and opens like any cleanly closed log. It is
+    /// built in a hidden directory beside `dest` (`.NAME.backup-PID-N`) and
+    /// renamed to `dest` only once complete; an error removes that
+    /// directory, a crash leaves it behind (never anything at `dest`).
     ///
     /// ```
     /// use sessionlog::{Event, EventType, LogStore, SessionStore};
