@@ -14,6 +14,7 @@ use sessionlog::LogStore;
 use crate::error::CliResult;
 use crate::logdir::require_log_dir;
 use crate::output::{Out, count};
+use crate::progress::Progress;
 
 /// The `--json` document.
 #[derive(Serialize)]
@@ -28,7 +29,10 @@ struct Report {
 /// Runs `backup`: exit 0 once the copy is in place.
 pub fn run(dir: &Path, dest: &Path, json: bool) -> CliResult<u8> {
     require_log_dir(dir)?;
-    let report = LogStore::open_read_only(dir)?.backup_to(dest)?;
+    let report = {
+        let _spinner = Progress::spinner("backing up the log");
+        LogStore::open_read_only(dir)?.backup_to(dest)?
+    };
     let mut out = Out::new();
     if json {
         out.json(&Report {
