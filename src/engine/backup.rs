@@ -23,14 +23,12 @@ use super::LogStore;
 use super::core::{Core, Role};
 use super::inspect;
 use super::io::Io;
-use super::segment::ends_in_close_mark_at;
+use super::segment::{ends_in_close_mark_at, takes_close_mark};
 use crate::error::{Error, Result};
 use crate::format::record::{
     RECORD_HEADER_LEN, encode_close_mark, position_offset, position_segment,
 };
-use crate::format::segment::{
-    CLOSE_MARK_VERSION, SEGMENT_HEADER_LEN, decode_segment_version, segment_file_name,
-};
+use crate::format::segment::{SEGMENT_HEADER_LEN, decode_segment_version, segment_file_name};
 
 /// Bytes copied per read and write.
 const COPY_CHUNK: usize = 1 << 20;
@@ -93,10 +91,9 @@ impl LogStore {
         let (bytes, records) = made.inspect_err(|_| {
             let _ = io.remove_dir_all(&partial);
         })?;
-        let segments = cut.last;
         Ok(BackupReport {
             dest: dest.to_path_buf(),
-            segments,
+            segments: cut.last,
             bytes,
             records,
         })
@@ -223,16 +220,13 @@ fn copy_segment(io: &Io, from: &Path, to: &Path, len: u64, last: bool) -> Result
 }
 
 /// Whether the copy's newest segment, `len` bytes long, takes a close mark
-/// (format §5): it holds records, is of a version with close marks, does
-/// not already end in one, and the mark's offset fits its 32 bits.
+/// ([`takes_close_mark`], read off its header and its last record).
 fn wants_close_mark(io: &Io, file: &std::fs::File, path: &Path, len: u64) -> Result<bool> {
-    if len <= SEGMENT_HEADER_LEN as u64 || len + RECORD_HEADER_LEN as u64 > u64::from(u32::MAX) {
-        return Ok(false);
-    }
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     io.read_at(file, path, &mut header, 0)?;
     let version = decode_segment_version(&header).unwrap_or(0);
-    Ok(version >= CLOSE_MARK_VERSION && !ends_in_close_mark_at(io, file, path, len)?)
+    let marked = ends_in_close_mark_at(io, file, path, len)?;
+    Ok(takes_close_mark(version, marked, len))
 }
 
 /// Checks the copy whole; returns its valid records. A problem is reported

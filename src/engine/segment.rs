@@ -585,12 +585,7 @@ impl SegmentWriter {
         }
         self.trim()?;
         let at = self.end;
-        let wanted = !self.marked && self.version >= CLOSE_MARK_VERSION;
-        // An empty segment has nothing a mark would protect; and a mark, like
-        // any record, must lie within the 32-bit offsets of a segment.
-        let fits =
-            at > SEGMENT_HEADER_LEN as u64 && at + RECORD_HEADER_LEN as u64 <= u64::from(u32::MAX);
-        if !(wanted && fits) {
+        if !takes_close_mark(self.version, self.marked, at) {
             return Ok(());
         }
         let mut mark = Vec::with_capacity(RECORD_HEADER_LEN);
@@ -603,6 +598,18 @@ impl SegmentWriter {
         self.marked = true;
         Ok(())
     }
+}
+
+/// Whether a segment of format `version` whose records end at `at` takes a
+/// close mark there (format §5): its version has them, it does not already
+/// end in one (`marked`), it holds records (an empty segment has nothing a
+/// mark would protect), and the mark, like any record, lies within the
+/// 32-bit offsets of a segment.
+pub(crate) fn takes_close_mark(version: u32, marked: bool, at: u64) -> bool {
+    let wanted = !marked && version >= CLOSE_MARK_VERSION;
+    let fits =
+        at > SEGMENT_HEADER_LEN as u64 && at + RECORD_HEADER_LEN as u64 <= u64::from(u32::MAX);
+    wanted && fits
 }
 
 /// Whether the record that ends at `end` of the segment `file` is a close mark.
