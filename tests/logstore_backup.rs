@@ -6,7 +6,7 @@ mod logstore_util;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use logstore_util::{Expected, ev, open_small, open_small_buffered, segments};
+use logstore_util::{ChildTest, Expected, ev, open_small, open_small_buffered, segments};
 use sessionlog::engine::inspect;
 use sessionlog::{Error, EventQuery, LogOptions, LogStore, RecoveryMode, SessionStore};
 
@@ -249,36 +249,14 @@ fn backup_child_process() {
 /// after its first finished copy; returns the copies it reported, with
 /// the latest sequence before each.
 fn run_backup_child_and_kill(root: &std::path::Path, cycle: u32) -> Vec<(String, u64)> {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "backup_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROOT, root)
-        .env(CHILD_CYCLE, cycle.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = crossbeam_channel::unbounded();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let first = lines.recv_timeout(Duration::from_secs(60));
+    let envs = [
+        (CHILD_ROOT, root.as_os_str().to_owned()),
+        (CHILD_CYCLE, cycle.to_string().into()),
+    ];
+    let child = ChildTest::spawn("backup_child_process", &envs);
+    let first = child.lines.recv_timeout(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 150));
-    child.kill().expect("SIGKILL the child");
-    child.wait().unwrap();
-    reader.join().unwrap();
-    let reported = first.into_iter().chain(lines.try_iter());
+    let reported = first.into_iter().chain(child.kill());
     reported
         .filter_map(|l| {
             let mut w = l.strip_prefix("COPY ")?.split(' ');

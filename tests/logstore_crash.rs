@@ -6,13 +6,12 @@
 mod logstore_util;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use logstore_util::prepared_files;
+use logstore_util::{ChildTest, prepared_files};
 use sessionlog::{Event, EventQuery, EventType, LogOptions, LogStore, SessionStore};
 
 const CHILD_DIR: &str = "SESSIONLOG_CRASH_CHILD_DIR";
@@ -98,31 +97,15 @@ fn run_child_and_kill(
     delay: Duration,
     wait_for_ack: bool,
 ) -> HashMap<String, (String, u64)> {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "crash_child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_CYCLE, cycle.to_string());
+    let mut envs = vec![
+        (CHILD_DIR, dir.as_os_str().to_owned()),
+        (CHILD_CYCLE, cycle.to_string().into()),
+    ];
     if prepared {
-        command.env(CHILD_PREPARED, "1");
+        envs.push((CHILD_PREPARED, "1".into()));
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = crossbeam_channel::unbounded();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let child = ChildTest::spawn("crash_child_process", &envs);
+    let lines = &child.lines;
     let mut seen = Vec::new();
     if wait_for_ack {
         // Generous: a busy machine may take a while to start the child.
@@ -135,10 +118,7 @@ fn run_child_and_kill(
         }
     }
     std::thread::sleep(delay);
-    child.kill().expect("SIGKILL the child");
-    child.wait().unwrap();
-    reader.join().unwrap();
-    seen.extend(lines.try_iter());
+    seen.extend(child.kill());
     let mut acked = HashMap::new();
     for line in seen {
         let parts: Vec<&str> = line.split(' ').collect();

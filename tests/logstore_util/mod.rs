@@ -151,3 +151,51 @@ pub fn corrupt_on_open(dir: &Path, opts: LogOptions) -> (PathBuf, u64, String) {
         Ok(_) => panic!("{} opened, but it is damaged", dir.display()),
     }
 }
+
+/// This test binary run again as a child process that runs only the test
+/// `name` (a child's body, which does nothing unless its environment says
+/// so), with `envs` set; its stdout is read a line at a time on a thread,
+/// so that a full pipe never blocks the child.
+pub struct ChildTest {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<()>,
+    /// What the child printed, a line at a time.
+    pub lines: crossbeam_channel::Receiver<String>,
+}
+
+impl ChildTest {
+    pub fn spawn(name: &str, envs: &[(&str, std::ffi::OsString)]) -> ChildTest {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = crossbeam_channel::unbounded();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        ChildTest {
+            child,
+            reader,
+            lines,
+        }
+    }
+
+    /// SIGKILLs the child and reaps it; returns the lines it printed that
+    /// were not received yet.
+    pub fn kill(mut self) -> Vec<String> {
+        self.child.kill().expect("SIGKILL the child");
+        self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        self.lines.try_iter().collect()
+    }
+}
