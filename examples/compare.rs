@@ -30,6 +30,8 @@ mod logstore;
 mod raw_group;
 #[path = "compare/sqlite.rs"]
 mod sqlite;
+#[path = "compare/zero_ahead.rs"]
+mod zero_ahead;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, mpsc};
@@ -452,22 +454,23 @@ fn section_threads(cfg: &Config, res: &mut Results) {
         let (rd, ld, sd) = (cfg.tempdir(), cfg.tempdir(), cfg.tempdir());
         let raw = raw_group::RawGroupCommit::new(rd.path(), "raw-group.bin");
         let grown = raw_group::RawGroupCommit::growing(rd.path(), "raw-group-grown.bin");
+        let ahead = raw_group::RawGroupCommit::zeroing_ahead(rd.path(), "raw-group-ahead");
         let log = Log::open(ld.path(), true);
         let sq: Arc<dyn SessionStore> =
             Arc::new(SqliteStore::open(sd.path(), true).expect("sqlite"));
-        let (mut one, mut many, mut sqm, mut rawm, mut rawg) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut runs: [Vec<Stats>; 7] = Default::default();
         for _ in 0..ROUNDS {
-            one.push(append_threads(log.store(), 1, body, slice));
-            many.push(append_threads(log.store(), n, body, slice));
-            sqm.push(append_threads(sq.clone(), n, body, slice));
+            runs[0].push(append_threads(log.store(), 1, body, slice));
+            runs[1].push(append_threads(log.store(), n, body, slice));
+            runs[2].push(append_threads(sq.clone(), n, body, slice));
             // A record on disk is the body plus the engine's 32-byte header.
-            rawm.push(raw.run(n, body + 32, slice));
-            rawg.push(grown.run(n, body + 32, slice));
+            runs[3].push(raw.run(n, body + 32, slice));
+            runs[4].push(grown.run(n, body + 32, slice));
+            runs[5].push(ahead.run(n, body + 32, slice));
+            runs[6].push(ahead.run(1, body + 32, slice));
         }
         log.close();
-        let (one, many) = (sum_rounds(&one), sum_rounds(&many));
-        let (sqm, rawm, rawg) = (sum_rounds(&sqm), sum_rounds(&rawm), sum_rounds(&rawg));
+        let [one, many, sqm, rawm, rawg, rawa, rawa1] = runs.map(|r| sum_rounds(&r));
         res.row(
             format!("durable append, 1 thread, {body} B (this section)"),
             "-".into(),
@@ -480,13 +483,19 @@ fn section_threads(cfg: &Config, res: &mut Results) {
             fmt_rate(&many),
             fmt_rate(&sqm),
         );
-        res.row(
-            format!("bare group commit, {n} threads, {body} B, file growing"),
-            fmt_rate(&rawg),
-            "-".into(),
-            "-".into(),
-        );
-        for (limit, what) in [(&rawm, "bare group commit"), (&rawg, "bare growing")] {
+        for (stats, what) in [
+            (&rawg, format!("{n} threads, {body} B, file growing")),
+            (&rawa, format!("{n} threads, {body} B, zeros written ahead")),
+            (&rawa1, format!("1 thread, {body} B, zeros written ahead")),
+        ] {
+            let row = format!("bare group commit, {what}");
+            res.row(row, fmt_rate(stats), "-".into(), "-".into());
+        }
+        for (limit, what) in [
+            (&rawm, "bare group commit"),
+            (&rawg, "bare growing"),
+            (&rawa, "bare zeroing ahead"),
+        ] {
             res.ratio(
                 format!("{n} durable {body} B / {what} {n} threads"),
                 many.rate() / limit.rate(),
@@ -494,6 +503,12 @@ fn section_threads(cfg: &Config, res: &mut Results) {
                 true,
             );
         }
+        res.ratio(
+            format!("bare zeroing ahead {body} B: {n} threads / 1 thread"),
+            rawa.rate() / rawa1.rate(),
+            "-",
+            true,
+        );
         let v = many.rate() / one.rate();
         res.ratio(
             format!("{n} durable {body} B / single durable"),

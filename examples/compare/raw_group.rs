@@ -13,6 +13,12 @@
 //! writes the new size and blocks: the limit of a log that grows, unless it
 //! writes its zeros ahead, which costs the disk the same bytes again).
 //!
+//! A third target (sixteenth session, `zero_ahead`) keeps the cost model of
+//! a log that grows *and* writes over zeros, as `LogStore` does: 64 MiB
+//! segments whose zeros a thread writes while the groups fill the one
+//! before, so the disk writes every byte twice. It is also run with one
+//! appender, so its own 64/1 ratio says what such a design allows.
+//!
 //! The growing file goes on growing from run to run, as `LogStore`'s log
 //! does from round to round (thirteenth session). Cut back to empty before
 //! each run, as it was, it wrote into page-cache pages freed a moment
@@ -31,6 +37,7 @@ use parking_lot::Mutex;
 use rustix::thread::futex;
 
 use super::Stats;
+use super::zero_ahead::ZeroAhead;
 
 /// How far the file is zero-filled (and synced) before the clock starts;
 /// groups wrap around to its start (written over, which costs the same
@@ -50,16 +57,43 @@ struct Pending {
     idle: bool,
 }
 
+/// Where the groups go.
+enum Target {
+    /// Over a file zero-filled before the clock, wrapping around.
+    OverZeros(File),
+    /// Appended to a file that grows.
+    Growing(File),
+    /// Over segments whose zeros a thread writes meanwhile.
+    ZeroAhead(Mutex<ZeroAhead>),
+}
+
+impl Target {
+    /// Writes one group that starts at `at` of the log, and syncs it.
+    fn write_and_sync(&self, bytes: &[u8], at: u64) {
+        let len = bytes.len() as u64;
+        let (file, at) = match self {
+            Target::ZeroAhead(z) => {
+                let mut z = z.lock();
+                z.write(bytes).sync_data().expect("raw group fdatasync");
+                return;
+            }
+            Target::Growing(file) => (file, at),
+            Target::OverZeros(file) if at % ZEROED + len > ZEROED => (file, 0),
+            Target::OverZeros(file) => (file, at % ZEROED),
+        };
+        file.write_all_at(bytes, at).expect("raw group write");
+        file.sync_data().expect("raw group fdatasync");
+    }
+}
+
 struct Shared {
     pending: Mutex<Pending>,
-    file: File,
+    target: Target,
     durable: AtomicU64,
     /// Group `g`'s appenders sleep on `words[g % 2]`.
     words: [AtomicU32; 2],
     work: AtomicU32,
     stop: AtomicBool,
-    /// Groups are appended to a growing file (else written over zeros).
-    grows: bool,
 }
 
 fn wait(word: &AtomicU32, value: u32) {
@@ -116,16 +150,7 @@ impl Shared {
                 wait(&self.work, value);
                 continue;
             };
-            let len = bytes.len() as u64;
-            let at = if self.grows {
-                at
-            } else if at % ZEROED + len > ZEROED {
-                0
-            } else {
-                at % ZEROED
-            };
-            self.file.write_all_at(&bytes, at).expect("raw group write");
-            self.file.sync_data().expect("raw group fdatasync");
+            self.target.write_and_sync(&bytes, at);
             self.durable.store(end, Ordering::Release);
             wake(&self.words[(group % 2) as usize], i32::MAX as u32);
         }
@@ -134,22 +159,33 @@ impl Shared {
 
 /// A file of zeros to append over, removed when dropped.
 pub struct RawGroupCommit {
-    path: PathBuf,
+    /// The file (none for the segments written ahead, which remove themselves).
+    path: Option<PathBuf>,
     shared: Arc<Shared>,
 }
 
 impl RawGroupCommit {
     /// Creates and zero-fills the file in `dir` (256 MiB, synced).
     pub fn new(dir: &Path, name: &str) -> RawGroupCommit {
-        RawGroupCommit::create(dir, name, false)
+        let (path, file) = RawGroupCommit::create_file(dir, name);
+        super::disk::zero_fill(&file, 0, ZEROED);
+        RawGroupCommit::over(Target::OverZeros(file), Some(path))
     }
 
     /// Creates an empty file in `dir` that each run grows further.
     pub fn growing(dir: &Path, name: &str) -> RawGroupCommit {
-        RawGroupCommit::create(dir, name, true)
+        let (path, file) = RawGroupCommit::create_file(dir, name);
+        RawGroupCommit::over(Target::Growing(file), Some(path))
     }
 
-    fn create(dir: &Path, name: &str, grows: bool) -> RawGroupCommit {
+    /// Segments `NAME.N` in `dir`, each zero-filled by a thread while the
+    /// one before takes the groups (see `zero_ahead`).
+    pub fn zeroing_ahead(dir: &Path, name: &str) -> RawGroupCommit {
+        let target = Target::ZeroAhead(Mutex::new(ZeroAhead::new(dir, name)));
+        RawGroupCommit::over(target, None)
+    }
+
+    fn create_file(dir: &Path, name: &str) -> (PathBuf, File) {
         let path = dir.join(name);
         let file = OpenOptions::new()
             .create(true)
@@ -158,9 +194,10 @@ impl RawGroupCommit {
             .write(true)
             .open(&path)
             .expect("raw group file");
-        if !grows {
-            super::disk::zero_fill(&file, 0, ZEROED);
-        }
+        (path, file)
+    }
+
+    fn over(target: Target, path: Option<PathBuf>) -> RawGroupCommit {
         let pending = Pending {
             bytes: Vec::new(),
             end: 0,
@@ -170,12 +207,11 @@ impl RawGroupCommit {
         };
         let shared = Arc::new(Shared {
             pending: Mutex::new(pending),
-            file,
+            target,
             durable: AtomicU64::new(0),
             words: [AtomicU32::new(0), AtomicU32::new(0)],
             work: AtomicU32::new(0),
             stop: AtomicBool::new(false),
-            grows,
         });
         RawGroupCommit { path, shared }
     }
@@ -221,6 +257,8 @@ impl RawGroupCommit {
 
 impl Drop for RawGroupCommit {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
