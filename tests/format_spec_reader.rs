@@ -474,7 +474,7 @@ fn prepared_segments_are_read_by_the_specification_once_renamed_and_ignored_befo
             .any(|n| n.to_string_lossy().ends_with(".prepared"))
     };
     let mut r = 0;
-    // 256 KiB batches: a segment every 16; the next is prepared from half full.
+    // 256 KiB batches: a segment every 16; the next is prepared from a sixteenth.
     while r < 48 || !prepared_file() {
         store
             .append_events(batch(&names[(r % 2) as usize], r))

@@ -1,7 +1,7 @@
 //! Prepared segments (format §1): under `SyncPolicy::Always`, once the
-//! active segment is half full, the next one is written ahead (header and
-//! synced zeros) as `N.prepared` and renamed into place when the log rolls
-//! over. The log must look the same to every reader whether a segment was
+//! active segment holds a sixteenth of the segment size, the next one is
+//! written ahead (header and synced zeros) as `N.prepared` and renamed into
+//! place when the log rolls over. The log must look the same to every reader whether a segment was
 //! prepared or created, a crash must leave nothing a reopen trips over, and
 //! a closed log holds no prepared file.
 
@@ -16,6 +16,8 @@ use sessionlog::{LogOptions, LogStore, SessionStore};
 
 /// The smallest segment size that gets prepared segments.
 const SEGMENT: u64 = 4 << 20;
+/// The next segment is asked for once the active one holds this much.
+const PREPARE_AT: u64 = SEGMENT / 16;
 
 fn len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
@@ -61,7 +63,7 @@ fn the_next_segment_is_prepared_adopted_and_a_closed_log_holds_none() {
     let store = open_small(dir.path(), SEGMENT);
     let mut expected = Expected::default();
     append_until(&store, &mut expected, || {
-        records_end(&segments(dir.path())[0]) > SEGMENT / 2
+        records_end(&segments(dir.path())[0]) >= PREPARE_AT
     });
     let next = dir.path().join("00000000000000000002.prepared");
     wait_for(
@@ -90,14 +92,39 @@ fn the_next_segment_is_prepared_adopted_and_a_closed_log_holds_none() {
 }
 
 #[test]
+fn a_log_under_a_sixteenth_of_a_segment_has_no_second_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_small(dir.path(), SEGMENT);
+    let mut expected = Expected::default();
+    let end = || records_end(&segments(dir.path())[0]);
+    // One batch of 32 events of about 4 KiB: half of the threshold.
+    let mut appended = false;
+    append_until(&store, &mut expected, || {
+        std::mem::replace(&mut appended, true)
+    });
+    assert!(end() > PREPARE_AT / 4, "the batch is in the segment");
+    assert!(end() < PREPARE_AT, "one batch stays under the threshold");
+    // A request would start the thread, which creates the file at once.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        prepared_files(dir.path()).is_empty(),
+        "nothing asked for yet"
+    );
+    append_until(&store, &mut expected, || end() >= PREPARE_AT);
+    let next = dir.path().join("00000000000000000002.prepared");
+    wait_for(|| len_or_zero(&next) == SEGMENT, "preparation");
+    expected.check(&store);
+}
+
+#[test]
 fn a_crash_with_a_prepared_file_reopens_with_every_event_and_removes_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_small(dir.path(), SEGMENT);
     let mut expected = Expected::default();
-    // Into an adopted segment 2, past its half, so segment 3 is prepared too.
+    // Into an adopted segment 2, far enough that segment 3 is prepared too.
     append_until(&store, &mut expected, || segments(dir.path()).len() == 2);
     append_until(&store, &mut expected, || {
-        records_end(&segments(dir.path())[1]) > SEGMENT / 2
+        records_end(&segments(dir.path())[1]) >= PREPARE_AT
     });
     let third = dir.path().join("00000000000000000003.prepared");
     wait_for(

@@ -114,8 +114,9 @@ pub use options::{LogOptions, RecoveryMode, SyncPolicy};
 ///   under `Never` and `Interval` the background writer; for a read-only
 ///   store the refresher. It is stopped and joined on close and on drop.
 ///   Under `Always`, with segments of 4 MiB or more, a second one starts
-///   once the first segment is half full: it writes the next segment ahead
-///   (`N.prepared`, removed on close; format §1, §5).
+///   once the active segment holds a sixteenth of the segment size: it
+///   writes the next segment ahead (`N.prepared`, removed on close; format
+///   §1, §5).
 /// - Opening recovers from a crash or a power loss: a torn tail is cut,
 ///   other damage is an error naming the file and byte offset ([`RecoveryMode`]).
 /// - One writer per directory: a second open fails with [`Error::Locked`](crate::Error::Locked)

@@ -10,8 +10,9 @@
 //! sync. With big groups (64 appenders of 4 KiB events: a quarter MiB per
 //! group) that is most of a group's cost; in this project's virtual machine
 //! a copy into a fresh page-cache page ran about 10× slower than into a
-//! cached one (BENCHMARKS.md, twelfth session). So when the active segment
-//! is half full, a background thread writes the next segment whole: its
+//! cached one (BENCHMARKS.md, twelfth session). So once the active segment
+//! holds a sixteenth of a segment (`segment::PREPARE_AT`, which says why
+//! so early), a background thread writes the next segment whole: its
 //! header, then zeros to the segment size, synced a MiB at a time (so the
 //! device queue never holds much in front of a group's sync). The writer,
 //! when it starts that segment, renames the prepared file into place.

@@ -381,6 +381,19 @@ fn check_record(bytes: &[u8], path: &Path, offset: usize) -> Result<usize> {
 /// syncs rarely, and would write each byte twice for nothing.
 pub(crate) const PREALLOCATE: u64 = 256 << 10;
 
+/// The next segment is asked for once the active one holds this fraction
+/// of a segment (a sixteenth: 4 MiB of a 64 MiB segment).
+///
+/// Why so early: the preparer writes a whole segment of zeros in the time
+/// the log takes to fill the rest of this one, and at full speed the two
+/// write about as fast (64 × 4 KiB events: ~300 MB/s of records, the same of
+/// zeros). Asked for at half full, the next segment was not ready at 4 to 5
+/// of 13 rollovers in a run, and the writer then created it itself, its
+/// zeros on the groups' path, the preparer's half-written file wasted; at a
+/// sixteenth, 0 or 1 of 15 to 18 (BENCHMARKS.md, sixteenth session). Why
+/// not at once: a log smaller than this never gets a second file.
+pub(crate) const PREPARE_AT: u64 = 16;
+
 /// Zeros to extend a segment with, written a piece at a time.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
@@ -409,7 +422,8 @@ pub(crate) struct SegmentWriter {
     /// clean close, so closing again adds no second one.
     marked: bool,
     /// Prepares the next segment ahead (`SyncPolicy::Always`, segments of
-    /// at least [`MIN_PREPARED_SEGMENT`]), once `active` is half full.
+    /// at least [`MIN_PREPARED_SEGMENT`]), once `active` holds a
+    /// [`PREPARE_AT`]th of a segment.
     /// (Boxed: a writer without one stays small.)
     preparer: Option<Box<SegmentPreparer>>,
     /// Whether the segment after `active` was asked for.
@@ -494,9 +508,10 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Once `active` is half full, asks for the next segment to be prepared.
+    /// Once `active` holds a [`PREPARE_AT`]th of a segment, asks for the
+    /// next segment to be prepared.
     fn ask_for_next(&mut self) {
-        if self.asked_next || self.end < self.segment_size / 2 {
+        if self.asked_next || self.end < self.segment_size / PREPARE_AT {
             return;
         }
         if let Some(preparer) = &mut self.preparer {
