@@ -1,9 +1,10 @@
 //! Prepared segments (format §1): under `SyncPolicy::Always`, once the
 //! active segment holds a sixteenth of the segment size, the next one is
 //! written ahead (header and synced zeros) as `N.prepared` and renamed into
-//! place when the log rolls over. The log must look the same to every reader whether a segment was
-//! prepared or created, a crash must leave nothing a reopen trips over, and
-//! a closed log holds no prepared file.
+//! place when the log rolls over. The log must look the same to every
+//! reader whether a segment was prepared or created, a crash must leave
+//! nothing a reopen trips over, a closed log holds no prepared file, and a
+//! log smaller than a sixteenth of a segment holds no second file.
 
 mod logstore_util;
 

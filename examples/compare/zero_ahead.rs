@@ -6,7 +6,7 @@
 //! commit over a file zero-filled before the clock, but the disk meanwhile
 //! writes every byte a second time, as zeros (sixteenth session: a
 //! throwaway driver of this form reached 10.5-12.7× its own single
-//! appender at 4 KiB, against 17.7× for the file zero-filled before).
+//! appender at 4 KiB).
 //!
 //! A used segment is removed when the one after the next is asked for, so
 //! the disk holds at most three.

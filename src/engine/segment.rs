@@ -381,17 +381,19 @@ fn check_record(bytes: &[u8], path: &Path, offset: usize) -> Result<usize> {
 /// syncs rarely, and would write each byte twice for nothing.
 pub(crate) const PREALLOCATE: u64 = 256 << 10;
 
-/// The next segment is asked for once the active one holds this fraction
-/// of a segment (a sixteenth: 4 MiB of a 64 MiB segment).
+/// The next segment is asked for once the active one holds a
+/// `1 / PREPARE_AT` part of the segment size (a sixteenth: 4 MiB of a 64 MiB
+/// segment).
 ///
 /// Why so early: the preparer writes a whole segment of zeros in the time
 /// the log takes to fill the rest of this one, and at full speed the two
 /// write about as fast (64 × 4 KiB events: ~300 MB/s of records, the same of
-/// zeros). Asked for at half full, the next segment was not ready at 4 to 5
-/// of 13 rollovers in a run, and the writer then created it itself, its
-/// zeros on the groups' path, the preparer's half-written file wasted; at a
-/// sixteenth, 0 or 1 of 15 to 18 (BENCHMARKS.md, sixteenth session). Why
-/// not at once: a log smaller than this never gets a second file.
+/// zeros). Asked for at half full, the next segment was not ready at 1 to 5
+/// of 11 to 16 rollovers in a run, and the writer then created it itself,
+/// its zeros on the groups' path, the preparer's half-written file wasted;
+/// at a sixteenth, at 0 or 1 of 13 to 18 (BENCHMARKS.md, sixteenth
+/// session). Why not at once: a log smaller than this never gets a second
+/// file.
 pub(crate) const PREPARE_AT: u64 = 16;
 
 /// Zeros to extend a segment with, written a piece at a time.
@@ -422,8 +424,8 @@ pub(crate) struct SegmentWriter {
     /// clean close, so closing again adds no second one.
     marked: bool,
     /// Prepares the next segment ahead (`SyncPolicy::Always`, segments of
-    /// at least [`MIN_PREPARED_SEGMENT`]), once `active` holds a
-    /// [`PREPARE_AT`]th of a segment.
+    /// at least [`MIN_PREPARED_SEGMENT`]), once `active` holds
+    /// `segment_size / PREPARE_AT` bytes of records.
     /// (Boxed: a writer without one stays small.)
     preparer: Option<Box<SegmentPreparer>>,
     /// Whether the segment after `active` was asked for.
@@ -508,8 +510,8 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Once `active` holds a [`PREPARE_AT`]th of a segment, asks for the
-    /// next segment to be prepared.
+    /// Once `active` holds `segment_size / PREPARE_AT` bytes of records,
+    /// asks for the next segment to be prepared ([`PREPARE_AT`] says why then).
     fn ask_for_next(&mut self) {
         if self.asked_next || self.end < self.segment_size / PREPARE_AT {
             return;
