@@ -458,16 +458,23 @@ fn section_threads(cfg: &Config, res: &mut Results) {
         let log = Log::open(ld.path(), true);
         let sq: Arc<dyn SessionStore> =
             Arc::new(SqliteStore::open(sd.path(), true).expect("sqlite"));
+        // A record on disk is the body plus the engine's 32-byte header.
+        let record = body + 32;
         let mut runs: [Vec<Stats>; 7] = Default::default();
         for _ in 0..ROUNDS {
-            runs[0].push(append_threads(log.store(), 1, body, slice));
-            runs[1].push(append_threads(log.store(), n, body, slice));
-            runs[2].push(append_threads(sq.clone(), n, body, slice));
-            // A record on disk is the body plus the engine's 32-byte header.
-            runs[3].push(raw.run(n, body + 32, slice));
-            runs[4].push(grown.run(n, body + 32, slice));
-            runs[5].push(ahead.run(n, body + 32, slice));
-            runs[6].push(ahead.run(1, body + 32, slice));
+            // Run in this order, named in this order below.
+            let round = [
+                append_threads(log.store(), 1, body, slice),
+                append_threads(log.store(), n, body, slice),
+                append_threads(sq.clone(), n, body, slice),
+                raw.run(n, record, slice),
+                grown.run(n, record, slice),
+                ahead.run(n, record, slice),
+                ahead.run(1, record, slice),
+            ];
+            for (all, this) in runs.iter_mut().zip(round) {
+                all.push(this);
+            }
         }
         log.close();
         let [one, many, sqm, rawm, rawg, rawa, rawa1] = runs.map(|r| sum_rounds(&r));
