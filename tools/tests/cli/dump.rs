@@ -17,16 +17,7 @@ fn dump_reproduces_appended_events_exactly() {
     let dumped = parse_events(&stdout(&all));
     assert_eq!(dumped.len(), stored.len());
     for session in ["alpha", "beta"] {
-        let want: Vec<_> = stored
-            .iter()
-            .filter(|e| e.session_id == session)
-            .cloned()
-            .collect();
-        let got: Vec<_> = dumped
-            .iter()
-            .filter(|e| e.session_id == session)
-            .cloned()
-            .collect();
+        let (got, want) = (of_session(&dumped, session), of_session(&stored, session));
         assert_eq!(got, want, "session {session}");
     }
     // Each line is exactly what serde writes for the event.

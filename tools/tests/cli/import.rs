@@ -30,11 +30,7 @@ fn import_twice_stores_each_event_once() {
         assert!(stdout(&o).contains(&want), "round {round}: {}", stdout(&o));
     }
     for session in ["a", "b", "c"] {
-        let want: Vec<_> = stored
-            .iter()
-            .filter(|e| e.session_id == session)
-            .cloned()
-            .collect();
+        let want = of_session(&stored, session);
         assert_eq!(read_session(&dst, session), want, "session {session}");
     }
     assert_eq!(run_in(&dst, &["verify"]).status.code(), Some(0));

@@ -148,6 +148,15 @@ pub fn read_session(dir: &Path, session: &str) -> Vec<Event> {
     store.get_events(session, &EventQuery::new()).expect("read")
 }
 
+/// The events of `session` among `events`, in their order.
+pub fn of_session(events: &[Event], session: &str) -> Vec<Event> {
+    events
+        .iter()
+        .filter(|e| e.session_id == session)
+        .cloned()
+        .collect()
+}
+
 /// Every record of the log with its file and offset.
 pub fn records(dir: &Path) -> Vec<RecordInfo> {
     let mut all = Vec::new();

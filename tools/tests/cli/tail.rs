@@ -19,12 +19,7 @@ fn tail_prints_the_last_n_events() {
     let stored = make_log(&dir, small_segments(), &["s", "other"], 8);
     let o = run_in(&dir, &["tail", "--session", "s", "-n", "3"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let want: Vec<_> = stored
-        .iter()
-        .filter(|e| e.session_id == "s")
-        .skip(5)
-        .cloned()
-        .collect();
+    let want = of_session(&stored, "s")[5..].to_vec();
     assert_eq!(parse_events(&stdout(&o)), want);
 }
 
